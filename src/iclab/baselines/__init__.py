@@ -1,0 +1,1 @@
+"""In-context predictors that are not transformers (least squares, Lasso, k-NN, ...)."""
