@@ -1,0 +1,40 @@
+"""The studies, registered by name: one file per seed experiment.
+
+A study is a config class (pydantic) and a function ``run_study(cfg, run, model_name)``
+that trains, probes, saves rows and figures, and returns the Report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from iclab.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    description: str
+    module: str  # imported on use, so `iclab list` stays fast
+
+    def load(self) -> tuple[type, Callable]:
+        import importlib
+
+        mod = importlib.import_module(self.module)
+        config_cls = next(v for k, v in vars(mod).items() if k.endswith("Config") and k != "Frozen"
+                          and getattr(v, "__module__", None) == mod.__name__)
+        return config_cls, mod.run_study
+
+
+STUDIES: dict[str, Study] = {s.name: s for s in [
+    Study("induction-heads", "Induction heads form in a phase change that coincides with a drop of the ICL score "
+          "(Olsson et al. 2022)", "iclab.studies.induction_heads"),
+]}
+
+
+def get_study(name: str) -> Study:
+    try:
+        return STUDIES[name]
+    except KeyError:
+        raise UnknownNameError("study", name, sorted(STUDIES)) from None

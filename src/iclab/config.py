@@ -1,0 +1,194 @@
+"""Study configs: YAML presets validated by pydantic, with ``--set key.sub=value`` overrides.
+
+Every study declares one frozen pydantic model (``extra="forbid"``). A preset is a YAML
+file ``configs/<study>/<preset>.yaml``; overrides are applied to the YAML's dict before
+validation, so a preset and an override are checked by the same rules, and every error
+names the key, the value and what is allowed, in one line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from iclab.errors import ConfigError, UnknownNameError
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class Frozen(BaseModel):
+    """Base of every config section: unknown keys are refused, values cannot change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainConfig(Frozen):
+    """How a model is trained (see :func:`iclab.train.loop.train`).
+
+    Parameters
+    ----------
+    steps : int, default 2000
+        Optimizer steps.
+    batch_size : int, default 32
+    lr : float, default 1e-3
+        Peak learning rate, reached after ``warmup`` steps, then cosine to ``lr * min_lr_ratio``.
+    warmup : int, default 100
+    min_lr_ratio : float, default 0.1
+    weight_decay : float, default 0.01
+        AdamW decay, applied to matrices only (not norms, biases).
+    betas : tuple of float, default (0.9, 0.999)
+    grad_clip : float, default 1.0
+        Max global gradient norm; 0 turns clipping off.
+    eval_every : int, default 100
+        Probes run at step 0 and every ``eval_every`` steps, and at the end.
+    ckpt_every : int, default 500
+        Steps between checkpoints (one is also written at the end).
+    device : {"auto", "cpu", "cuda"}, default "auto"
+    precision : {"auto", "fp32", "bf16"}, default "auto"
+        "auto" is bf16 autocast on a GPU and fp32 on the CPU, where bf16 is many times slower.
+    compile : bool, default False
+        ``torch.compile`` the model (gains little on the CPU).
+    """
+
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0, le=1)
+    warmup: int = Field(100, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = Field(1.0, ge=0)
+    eval_every: int = Field(100, ge=1)
+    ckpt_every: int = Field(500, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = False
+
+
+def configs_dir() -> Path:
+    """Where presets live: ``$ICLAB_CONFIGS``, else the repository's ``configs/``."""
+    env = os.environ.get("ICLAB_CONFIGS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+
+
+def preset_names(study: str) -> list[str]:
+    d = configs_dir() / study
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def preset_path(study: str, preset: str) -> Path:
+    """The YAML file of ``preset``: a name under ``configs/<study>/`` or a path to a file."""
+    if preset.endswith((".yaml", ".yml")):
+        p = Path(preset)
+        if not p.is_file():
+            raise ConfigError(f"preset file {preset!r} does not exist")
+        return p
+    p = configs_dir() / study / f"{preset}.yaml"
+    if not p.is_file():
+        raise UnknownNameError(f"preset of {study}", preset, preset_names(study))
+    return p
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["train.steps=500", "world.vocab=32"]`` → ``{"train.steps": 500, "world.vocab": 32}``.
+
+    Values are read as YAML scalars (``500`` an int, ``1e-3`` a float, ``[1, 2]`` a list,
+    ``null`` None), anything else as a string.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key.sub=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str) and _looks_like_float(value):
+            value = float(value)  # YAML 1.1 reads "1e-3" as a string
+        out[key.strip()] = value
+    return out
+
+
+def _looks_like_float(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` with each dotted key set (creating sections as needed)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for key, value in overrides.items():
+        node = data
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(f"override {key}={value!r}: {'.'.join(parts[:i + 1])} is a value, not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return data
+
+
+def _fields_at(cls: type[BaseModel], loc: tuple) -> list[str] | None:
+    """Field names of the config section at ``loc`` (for 'allowed keys' messages)."""
+    node: Any = cls
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(node, "model_fields", None)
+        if fields is None or part not in fields:
+            return None
+        ann = fields[part].annotation
+        node = next((a for a in getattr(ann, "__args__", (ann,)) if hasattr(a, "model_fields")), ann)
+    return list(getattr(node, "model_fields", {})) or None
+
+
+def describe_validation_error(err: ValidationError, cls: type[BaseModel], source: str) -> str:
+    """One line per problem: the key, the value, what is allowed."""
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            allowed = _fields_at(cls, loc[:-1])
+            lines.append(f"unknown key {key!r}" + (f"; allowed here: {', '.join(allowed)}" if allowed else ""))
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{key} = {e.get('input')!r}: {msg}" if loc else msg)
+    return f"invalid config ({source}): " + "; ".join(lines)
+
+
+def validate(cls: type[C], data: dict[str, Any], source: str = "config") -> C:
+    """Build ``cls`` from ``data``, turning pydantic's errors into one ConfigError."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err, cls, source)) from None
+
+
+def load_config(cls: type[C], study: str, preset: str, overrides: dict[str, Any] | None = None) -> C:
+    """The validated config of ``study`` from ``preset`` with ``overrides`` applied."""
+    path = preset_path(study, preset)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"preset {path} is not valid YAML: {e}") from None
+    data = apply_overrides(data, overrides or {})
+    return validate(cls, data, f"{study} preset {preset!r}" + (" with overrides" if overrides else ""))
+
+
+def to_yaml(config: BaseModel) -> str:
+    """The resolved config as YAML, as saved with a run."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,33 @@
+"""Plotting helpers shared by studies (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports are made on servers and in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+plt.rcParams.update({"figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False,
+                     "axes.grid": True, "grid.alpha": 0.3, "font.size": 10})
+
+
+def heatmap(ax, values: np.ndarray, title: str, xlabel: str = "head", ylabel: str = "layer",
+            vmin: float | None = 0.0, vmax: float | None = 1.0, cmap: str = "viridis", annotate: bool = True):
+    """A (rows, cols) heat map with integer ticks and, when small, the values written in."""
+    im = ax.imshow(values, vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto", origin="upper")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_xticks(range(values.shape[1]))
+    ax.set_yticks(range(values.shape[0]))
+    ax.grid(False)
+    if annotate and values.size <= 64:
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if (vmax is not None and v < 0.6 * vmax) else "black")
+    return im
+
+
+__all__ = ["plt", "heatmap"]

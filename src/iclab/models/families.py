@@ -1,0 +1,110 @@
+"""Where each decoder family keeps its layers, attention, MLP and norms: data, not code.
+
+A row maps the roles iclab hooks to the module paths of an HF model *as loaded*
+(nnsight's rename table). Families not in the table are resolved by
+:func:`guess_family`, which looks for the usual names; a model that defeats the guess
+gets an error saying which role was not found, so one row fixes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from iclab.errors import ModelLoadError
+
+
+@dataclass(frozen=True)
+class Family:
+    """Module paths of one decoder family.
+
+    ``layers``, ``embed``, ``final_norm`` and ``unembed`` are relative to the model;
+    ``attn``, ``mlp`` and ``ln_mid`` (the norm whose *input* is ``resid_mid``) are relative
+    to one layer; ``o_proj`` (whose input is the concatenated per-head output ``z``) is
+    relative to the attention module. ``ln_mid`` is None for parallel-residual blocks,
+    which have no ``resid_mid``.
+    """
+
+    layers: str
+    embed: str
+    final_norm: str
+    attn: str
+    mlp: str
+    o_proj: str
+    ln_mid: str | None
+    unembed: str = "lm_head"
+
+
+_LLAMA_LIKE = Family("model.layers", "model.embed_tokens", "model.norm",
+                     "self_attn", "mlp", "o_proj", "post_attention_layernorm")
+# Gemma 2/3 normalise the attention output before adding it; the pre-MLP norm sees resid_mid.
+_GEMMA2_LIKE = Family("model.layers", "model.embed_tokens", "model.norm",
+                      "self_attn", "mlp", "o_proj", "pre_feedforward_layernorm")
+
+FAMILIES: dict[str, Family] = {
+    "gpt2": Family("transformer.h", "transformer.wte", "transformer.ln_f", "attn", "mlp", "c_proj", "ln_2"),
+    "gpt_neox": Family("gpt_neox.layers", "gpt_neox.embed_in", "gpt_neox.final_layer_norm",
+                       "attention", "mlp", "dense", None, "embed_out"),
+    "llama": _LLAMA_LIKE, "mistral": _LLAMA_LIKE, "mixtral": _LLAMA_LIKE, "qwen2": _LLAMA_LIKE,
+    "qwen3": _LLAMA_LIKE, "gemma": _LLAMA_LIKE, "phi3": _LLAMA_LIKE, "olmo": _LLAMA_LIKE,
+    "granite": _LLAMA_LIKE, "smollm3": _LLAMA_LIKE,
+    "gemma2": _GEMMA2_LIKE, "gemma3_text": _GEMMA2_LIKE,
+}
+
+_CANDIDATES = {
+    "layers": ["model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers", "transformer.layers"],
+    "embed": ["model.embed_tokens", "transformer.wte", "gpt_neox.embed_in", "model.decoder.embed_tokens",
+              "transformer.word_embeddings", "transformer.embed_tokens"],
+    "final_norm": ["model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm",
+                   "transformer.norm", "model.final_layernorm"],
+    "attn": ["self_attn", "attn", "attention", "self_attention"],
+    "mlp": ["mlp", "feed_forward", "block_sparse_moe"],
+    "o_proj": ["o_proj", "c_proj", "dense", "out_proj"],
+    "ln_mid": ["post_attention_layernorm", "ln_2", "final_layer_norm"],
+    "unembed": ["lm_head", "embed_out"],
+}
+
+
+def get_module(root: nn.Module, path: str) -> nn.Module:
+    """The submodule at dotted ``path`` (``"model.layers"``); raises AttributeError."""
+    mod = root
+    for part in path.split("."):
+        mod = getattr(mod, part)
+    return mod
+
+
+def _first(root: nn.Module, paths: list[str]) -> str | None:
+    for p in paths:
+        try:
+            get_module(root, p)
+            return p
+        except AttributeError:
+            continue
+    return None
+
+
+def guess_family(model: nn.Module) -> Family:
+    """Find the roles by their usual names on a model whose family is not in FAMILIES."""
+    found = {role: _first(model, _CANDIDATES[role]) for role in ("layers", "embed", "final_norm", "unembed")}
+    missing = [r for r, p in found.items() if p is None]
+    if missing:
+        raise ModelLoadError(f"cannot find {', '.join(missing)} in {type(model).__name__}; "
+                             f"add a row for its model_type to iclab.models.families.FAMILIES")
+    layer0 = get_module(model, found["layers"])[0]
+    for role in ("attn", "mlp"):
+        found[role] = _first(layer0, _CANDIDATES[role])
+    if found["attn"] is None or found["mlp"] is None:
+        raise ModelLoadError(f"cannot find the attention or MLP module in {type(layer0).__name__}; "
+                             f"add a row to iclab.models.families.FAMILIES")
+    found["o_proj"] = _first(get_module(layer0, found["attn"]), _CANDIDATES["o_proj"])
+    found["ln_mid"] = _first(layer0, _CANDIDATES["ln_mid"])
+    return Family(**found)
+
+
+def family_of(model: nn.Module) -> Family:
+    """The Family row of ``model`` (by ``config.model_type``), guessing for unknown types."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type in FAMILIES:
+        return FAMILIES[model_type]
+    return guess_family(model)

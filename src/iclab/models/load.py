@@ -1,0 +1,61 @@
+"""Load any HF causal LM by name or path, with one clear error when it does not load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from iclab.errors import ModelLoadError
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).expanduser().exists() or name.count("/") > 1
+
+
+def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dtype | None = None,
+               trust_remote_code: bool = False, with_tokenizer: bool = True
+               ) -> tuple[PreTrainedModel, object | None]:
+    """Load a causal LM (and its tokenizer, if it has one) in eval mode.
+
+    Parameters
+    ----------
+    name_or_path : str
+        A local directory written by ``save_pretrained`` or a Hugging Face Hub name.
+    device : str, optional
+        Defaults to "cuda" when a GPU is present, else "cpu".
+    dtype : torch.dtype, optional
+        Defaults to bfloat16 on a GPU and float32 on the CPU (bf16 is very slow on CPUs).
+    trust_remote_code : bool, default False
+        Off unless asked: remote code runs on this machine.
+
+    Raises
+    ------
+    ModelLoadError
+        The path does not exist, the name is not on the Hub (or there is no network),
+        or the weights are corrupt.
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    path = Path(name_or_path).expanduser()
+    if _looks_like_path(name_or_path) and not path.exists():
+        raise ModelLoadError(f"model path {name_or_path!r} does not exist")
+    if path.exists() and not (path / "config.json").exists():
+        raise ModelLoadError(f"model path {name_or_path!r} has no config.json; "
+                             f"expected a directory written by save_pretrained")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path) if path.exists() else name_or_path,
+                                                     dtype=dtype, trust_remote_code=trust_remote_code)
+    except Exception as e:  # HF raises OSError, ValueError, safetensors errors...; all mean "does not load"
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"model {name_or_path!r} could not be loaded: {reason}") from e
+    model.to(device).eval()
+    tokenizer = None
+    if with_tokenizer:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path) if path.exists() else name_or_path,
+                                                      trust_remote_code=trust_remote_code)
+        except Exception:  # a model trained here has no tokenizer; probes that need one say so
+            tokenizer = None
+    return model, tokenizer

@@ -1,0 +1,120 @@
+"""Checkpoints in safetensors: weights, optimizer, RNG and the trainer's own state.
+
+A checkpoint is a directory ``step-00000500/`` holding ``model.safetensors``,
+``optimizer.safetensors`` (tensors of the optimizer state and the torch RNG state) and
+``trainer.json`` (step, optimizer hyper-parameters, loss history, probe rows, and a
+SHA-256 of each tensor file). It is written under a temporary name and renamed into
+place, so a kill at any moment leaves either the whole checkpoint or none of it.
+Nothing is unpickled when loading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from iclab.errors import ModelLoadError
+
+_STEP_PREFIX = "step-"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, state in sd["state"].items():
+        for key, val in state.items():
+            if isinstance(val, torch.Tensor):
+                tensors[f"state.{idx}.{key}"] = val.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = val
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, t in tensors.items():
+        if name.startswith("state."):
+            _, idx, key = name.split(".", 2)
+            state.setdefault(int(idx), {})[key] = t
+    for name, val in meta["scalars"].items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = val
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(ckpt_root: Path, step: int, model: nn.Module, opt: torch.optim.Optimizer,
+                    trainer_state: dict, keep: int = 1) -> Path:
+    """Write the checkpoint of ``step`` atomically; keep the newest ``keep`` of them."""
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / f"{_STEP_PREFIX}{step:08d}"
+    tmp = ckpt_root / f".tmp-{final.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, tmp / "model.safetensors")
+    opt_tensors, opt_meta = _flatten_optimizer(opt)
+    opt_tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        opt_tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    save_file(opt_tensors, tmp / "optimizer.safetensors")
+    meta = {"step": step, "optimizer": opt_meta, "trainer": trainer_state,
+            "sha256": {f: _sha256(tmp / f) for f in ("model.safetensors", "optimizer.safetensors")}}
+    (tmp / "trainer.json").write_text(json.dumps(meta))  # written last: its presence marks a whole checkpoint
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in sorted(ckpt_root.glob(f"{_STEP_PREFIX}*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(ckpt_root: Path) -> Path | None:
+    """The newest complete checkpoint directory under ``ckpt_root``, or None."""
+    if not ckpt_root.is_dir():
+        return None
+    done = [p for p in sorted(ckpt_root.glob(f"{_STEP_PREFIX}*")) if (p / "trainer.json").is_file()]
+    return done[-1] if done else None
+
+
+def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer | None = None) -> dict:
+    """Restore ``model`` (and ``opt`` and the torch RNG) from ``path``; returns ``trainer.json``.
+
+    Raises ModelLoadError naming the file when the checkpoint is incomplete or corrupt.
+    """
+    meta_path = path / "trainer.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"checkpoint {path}: trainer.json is missing or corrupt ({e})") from None
+    for fname, digest in meta.get("sha256", {}).items():
+        f = path / fname
+        if not f.is_file() or _sha256(f) != digest:
+            raise ModelLoadError(f"checkpoint file {f} is missing or corrupt (checksum mismatch)")
+    try:
+        weights = load_file(path / "model.safetensors")
+        opt_tensors = load_file(path / "optimizer.safetensors")
+    except Exception as e:  # safetensors raises its own error types on bad headers
+        raise ModelLoadError(f"checkpoint {path} could not be read: {e}") from None
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise ModelLoadError(f"checkpoint {path} does not fit this model: missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]}")
+    if opt is not None:
+        opt.load_state_dict(_unflatten_optimizer(opt_tensors, meta["optimizer"]))
+        torch.set_rng_state(opt_tensors["rng.torch"])
+        if "rng.cuda" in opt_tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(opt_tensors["rng.cuda"])
+    return meta

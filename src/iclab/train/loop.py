@@ -1,0 +1,154 @@
+"""The training loop: one function, readable top to bottom.
+
+Each step: fetch the step's batch (made in a background thread while the previous step
+computes), forward under autocast, loss, backward, clip, AdamW step at the scheduled
+learning rate. Probes run at step 0, every ``eval_every`` steps and at the end, so every
+metric is also a curve over training. Checkpoints hold everything a resume needs (weights,
+optimizer, RNG, losses, probe rows); the data stream needs no state because the batch of
+step ``s`` is drawn from ``default_rng([data_seed, s])``. A run killed at any point and
+resumed therefore ends with the same numbers as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from iclab.config import TrainConfig
+from iclab.probes.result import Row
+from iclab.progress import progress_bar
+from iclab.train.batches import batch_at, loss_on_batch, to_device
+from iclab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from iclab.train.schedule import get_lr
+
+ProbeFn = Callable[[nn.Module, int], list[Row]]
+
+
+@dataclass
+class TrainResult:
+    """What a training run leaves: probe rows (including the training loss) and the loss
+    of every step."""
+
+    rows: list[Row] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from iclab.errors import ConfigError
+        raise ConfigError("train.device = 'cuda' but no GPU is available; allowed here: auto, cpu")
+    return torch.device(name)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (norm gains and biases are not decayed)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir: Path | None = None,
+          probe: ProbeFn | None = None, label: str = "model") -> TrainResult:
+    """Train ``model`` on batches from ``world``; resume from ``ckpt_dir`` if it holds a checkpoint.
+
+    Parameters
+    ----------
+    model : nn.Module
+        An HF causal LM (or a vector-world wrapper with ``loss``); trained in place.
+    world : World
+        Source of batches; ``world.sample(rng, batch_size)`` per step.
+    cfg : TrainConfig
+    data_seed : int
+        Seed of the data stream (batch ``s`` comes from ``default_rng([data_seed, s])``).
+    ckpt_dir : Path, optional
+        Where checkpoints go; None trains without checkpoints.
+    probe : callable(model, step) -> list of Row, optional
+        Measurements to take at step 0, every ``cfg.eval_every`` steps and at the end.
+        The model is in eval mode while it runs.
+    label : str
+        Shown on the progress bar and set as ``model`` on the loss rows.
+    """
+    device = pick_device(cfg.device)
+    model.to(device)
+    opt = make_optimizer(model, cfg)
+    use_bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
+    step_fn = torch.compile(model) if cfg.compile else model
+    result, start = TrainResult(), 0
+
+    ckpt = latest_checkpoint(ckpt_dir) if ckpt_dir else None
+    if ckpt is not None:
+        meta = load_checkpoint(ckpt, model, opt)
+        start = meta["step"]
+        result = TrainResult([Row(**r) for r in meta["trainer"]["rows"]], meta["trainer"]["losses"])
+        if start >= cfg.steps:
+            model.eval()
+            return result
+
+    def run_probe(step: int) -> None:
+        if probe is None:
+            return
+        model.eval()
+        result.rows.extend(probe(model, step))
+        model.train()
+
+    def checkpoint(step: int) -> None:
+        if ckpt_dir is not None:
+            state = {"rows": [asdict(r) for r in result.rows], "losses": result.losses, "label": label}
+            save_checkpoint(ckpt_dir, step, model, opt, state)
+
+    model.train()
+    if start == 0:
+        run_probe(0)
+    tokens_per_batch = None
+    pending_losses: list[torch.Tensor] = []
+    with ThreadPoolExecutor(max_workers=1) as pool, progress_bar() as bar:
+        task = bar.add_task(label, total=cfg.steps, completed=start, info="")
+        next_batch = pool.submit(batch_at, world, data_seed, start, cfg.batch_size)
+        t_last, s_last = time.perf_counter(), start
+        for step in range(start, cfg.steps):
+            batch = next_batch.result()
+            if step + 1 < cfg.steps:  # make the next batch while this one computes
+                next_batch = pool.submit(batch_at, world, data_seed, step + 1, cfg.batch_size)
+            if tokens_per_batch is None:
+                tokens_per_batch = batch.tokens.size if hasattr(batch, "tokens") else batch.xs.shape[0] * batch.xs.shape[1]
+            inputs = to_device(batch, device)
+
+            lr = get_lr(step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = loss_on_batch(step_fn, inputs)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            pending_losses.append(loss.detach())
+
+            done = step + 1
+            if done % cfg.eval_every == 0 or done == cfg.steps or done % cfg.ckpt_every == 0:
+                # one device sync per interval, not per step
+                result.losses.extend(torch.stack(pending_losses).float().cpu().tolist())
+                pending_losses.clear()
+                now = time.perf_counter()
+                tok_s = (done - s_last) * tokens_per_batch / max(now - t_last, 1e-9)
+                bar.update(task, completed=done, info=f"loss {result.losses[-1]:.3f}  {tok_s:,.0f} tok/s")
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                recent = result.losses[-cfg.eval_every:]
+                result.rows.append(Row("train", "loss", sum(recent) / len(recent), step=done, model=label))
+                run_probe(done)
+                t_last, s_last = time.perf_counter(), done  # throughput counts training only
+            if done % cfg.ckpt_every == 0 or done == cfg.steps:
+                checkpoint(done)
+    model.eval()
+    return result
