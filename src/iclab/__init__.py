@@ -2,9 +2,18 @@
 
 Synthetic worlds, training of transformers on them, and one set of probes that works the
 same on a model trained here and on any pretrained Hugging Face causal LM.
-"""
 
-from iclab.api import report, results, resume, run
+The top-level verbs (``run``, ``resume``, ``report``, ``results``) are imported lazily, so
+``import iclab.worlds`` stays free of torch.
+"""
 
 __version__ = "0.1.0"
 __all__ = ["run", "resume", "report", "results", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in ("run", "resume", "report", "results"):
+        from iclab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'iclab' has no attribute {name!r}")

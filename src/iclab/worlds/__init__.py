@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from iclab.errors import UnknownNameError
 from iclab.worlds.base import TokenBatch, VectorBatch, World
+from iclab.worlds.graph import GraphWorld
+from iclab.worlds.graph_pretrain import RandomGraphWalks
+from iclab.worlds.icg import ICGWorld
 from iclab.worlds.induction import RandomTokens, RepeatedTokens
 
-_REGISTRY: dict[str, type[World]] = {
-    RepeatedTokens.name: RepeatedTokens,
-    RandomTokens.name: RandomTokens,
-}
+_REGISTRY: dict[str, type[World]] = {w.name: w for w in [
+    RepeatedTokens, RandomTokens, ICGWorld, GraphWorld, RandomGraphWalks,
+]}
 
 
 def world_names() -> list[str]:
@@ -34,4 +36,4 @@ def make_world(name: str, **params) -> World:
 
 
 __all__ = ["TokenBatch", "VectorBatch", "World", "make_world", "world_class", "world_names",
-           "RepeatedTokens", "RandomTokens"]
+           "RepeatedTokens", "RandomTokens", "ICGWorld", "GraphWorld", "RandomGraphWalks"]

@@ -1,0 +1,39 @@
+# Set-up and entry points. `make demo` and `make test` work on a fresh clone.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+PYTEST  := $(VENV)/bin/pytest
+
+.PHONY: venv demo test science browser bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# exact pin first: it takes the CPU build from this machine's disk (a looser one pulls CUDA)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev,bench]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian's chromium renders report.html in the browser test.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing and not root: the browser test will be skipped"; fi; }
+
+demo: venv
+	$(VENV)/bin/iclab run induction-heads --preset cpu
+
+test: venv browser
+	$(PYTEST) -q
+
+# Science checks that train models for minutes (run by CI after `make test`).
+science: venv
+	$(PYTEST) -q -m slow
+
+bench: venv
+	$(PY) benchmarks/bench_trainer.py
+
+clean:
+	rm -rf $(VENV) runs bench_out
