@@ -109,9 +109,9 @@ class XSampler(BaseModel):
 class RegressionWorld(World):
     """Base of the regression worlds: ``y_i = f(x_i) + ε_i``, ``ε_i ~ N(0, noise_std²)``.
 
-    Subclasses provide ``dim`` (a field or a property), :meth:`draw_functions` (the per-prompt ``info``) and
-    :meth:`evaluate` (``f`` on inputs). Garg et al. 2022; spec ``mechanisms.md``,
-    regression-icl.
+    Subclasses provide ``dim`` (a field or a property), :meth:`draw_functions` (the
+    per-prompt ``info``) and :meth:`evaluate` (``f`` on inputs). Garg et al. 2022; spec
+    ``mechanisms.md``, regression-icl.
 
     Parameters
     ----------
@@ -124,8 +124,8 @@ class RegressionWorld(World):
 
     A batch is a :class:`VectorBatch` with ``xs`` (batch, points, dim) and ``ys``
     (batch, points), both float32. ``ys`` is computed in float64 from the float32 ``xs``
-    and the float32 function parameters in ``info``, so ``info`` reproduces it exactly
-    up to the final rounding.
+    and the float32 function parameters in ``info``, so ``evaluate(xs, info)`` reproduces
+    its noiseless part up to the final rounding to float32.
     """
 
     points: int = Field(41, ge=1)

@@ -1,0 +1,227 @@
+"""Tests of the in-context regression worlds (spec mechanisms.md, regression-icl, and
+task_vectors.md, synthetic part).
+
+Known answers: the support tables are counted coordinate by coordinate, the noise is
+recovered as ``y - wᵀx``, a hand-built depth-2 tree and a loop over hidden units
+recompute ``f``, and input shifts are checked against their definitions.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from iclab.worlds import regression
+from iclab.worlds.base import VectorBatch
+from iclab.worlds.regression import (DecisionTree, LinearRegression, ReluNet, SparseLinearMixture,
+                                     SparseLinearRegression, XSampler, mixture_supports)
+
+WORLDS = [LinearRegression(dim=6, points=9), SparseLinearRegression(dim=8, sparsity=2, points=7),
+          SparseLinearMixture(), SparseLinearMixture(bases="overlapping-8x16"),
+          DecisionTree(dim=5, points=11), ReluNet(dim=4, hidden=8, points=6),
+          LinearRegression(dim=6, points=9, noise_std=0.5, x=XSampler(kind="orthant", orthant_query="any"))]
+
+
+def test_no_torch_import():
+    tree = ast.parse(Path(regression.__file__).read_text())
+    names = [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names]
+    names += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    assert not [n for n in names if n.split(".")[0] == "torch"]
+
+
+@pytest.mark.parametrize("world", WORLDS, ids=lambda w: w.name)
+def test_batch_schema_and_determinism(world):
+    a = world.sample(np.random.default_rng(7), 5)
+    b = world.sample(np.random.default_rng(7), 5)
+    assert isinstance(a, VectorBatch) and len(a) == 5 and world.vocab_size == 0
+    assert a.xs.shape == (5, world.points, world.dim) and a.xs.dtype == np.float32
+    assert a.ys.shape == (5, world.points) and a.ys.dtype == np.float32
+    np.testing.assert_array_equal(a.xs, b.xs)
+    np.testing.assert_array_equal(a.ys, b.ys)
+    assert a.info.keys() == b.info.keys()
+    for key in a.info:
+        assert a.info[key].shape[0] == 5
+        np.testing.assert_array_equal(a.info[key], b.info[key])
+    c = world.sample(np.random.default_rng(8), 5)
+    assert not np.array_equal(a.xs, c.xs)
+    p = world.prompts(np.random.default_rng(7), 4)
+    assert p.xs.shape == (4, world.points, world.dim)
+
+
+@pytest.mark.parametrize("world", WORLDS, ids=lambda w: w.name)
+def test_noiseless_ys_are_f_of_xs(world):
+    b = world.sample(np.random.default_rng(0), 6)
+    f = world.evaluate(b.xs.astype(np.float64), b.info)
+    if world.noise_std == 0:
+        np.testing.assert_allclose(b.ys, f, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls,params", [
+    (LinearRegression, {"dim": 0}), (LinearRegression, {"points": 0}),
+    (LinearRegression, {"noise_std": -0.1}), (LinearRegression, {"dimension": 3}),
+    (SparseLinearRegression, {"dim": 4, "sparsity": 5}), (SparseLinearMixture, {"bases": "orthogonal-5x20"}),
+    (SparseLinearMixture, {"dim": 16}), (DecisionTree, {"depth": 0}), (ReluNet, {"hidden": 0}),
+    (LinearRegression, {"x": {"kind": "cauchy"}}), (LinearRegression, {"x": {"scale": 0}}),
+    (LinearRegression, {"dim": 3, "x": {"active_dims": 4}}),
+])
+def test_bad_parameters_raise(cls, params):
+    with pytest.raises(ValidationError) as err:
+        cls(**params)
+    assert any(str(k) in str(err.value) for k in ["dim", "points", "noise_std", "dimension", "sparsity",
+                                                    "bases", "depth", "hidden", "kind", "scale", "active_dims"])
+
+
+def test_worlds_are_frozen():
+    with pytest.raises(ValidationError):
+        LinearRegression().dim = 3
+
+
+# ---------------------------------------------------------------- sparse mixture
+
+
+def test_orthogonal_bases_are_disjoint_blocks_of_four():
+    for variant, (n_bases, dim) in {"orthogonal-4x16": (4, 16), "orthogonal-6x24": (6, 24)}.items():
+        s = mixture_supports(variant)
+        assert s.shape == (n_bases, dim)
+        assert (s.sum(axis=1) == 4).all()
+        assert (s.sum(axis=0) == 1).all()  # each coordinate in exactly one basis: disjoint, covering
+        for k in range(n_bases):
+            assert np.flatnonzero(s[k]).tolist() == list(range(4 * k, 4 * k + 4))
+        assert SparseLinearMixture(bases=variant).dim == dim
+
+
+def test_overlapping_bases_are_cyclic_windows():
+    s = mixture_supports("overlapping-8x16")
+    assert s.shape == (8, 16) and (s.sum(axis=1) == 4).all()
+    assert (s.sum(axis=0) == 2).all()  # each coordinate in exactly two bases
+    assert len({tuple(row) for row in s}) == 8
+    for k in range(8):
+        assert set(np.flatnonzero(s[k])) == {(2 * k + j) % 16 for j in range(4)}
+        assert (s[k] & s[(k + 1) % 8]).sum() == 2
+        assert (s[k] & s[(k + 2) % 8]).sum() == 0
+    assert np.linalg.matrix_rank(s.astype(float)) > 4  # genuinely different subspaces
+
+
+@pytest.mark.parametrize("variant", ["orthogonal-4x16", "orthogonal-6x24", "overlapping-8x16"])
+def test_mixture_w_is_zero_outside_its_basis(variant):
+    world = SparseLinearMixture(bases=variant)
+    b = world.sample(np.random.default_rng(1), 400)
+    basis, w, support = b.info["basis"], b.info["w"], b.info["support"]
+    assert basis.shape == (400,) and w.shape == (400, world.dim) and support.shape == (400, world.dim)
+    np.testing.assert_array_equal(support, world.supports[basis])
+    assert (w[~support] == 0).all()
+    assert (w[support] != 0).all()
+    counts = np.bincount(basis, minlength=world.n_bases)
+    assert counts.min() > 400 / world.n_bases * 0.6  # uniform over bases
+
+
+def test_mixture_noise_variance_is_sigma_squared():
+    world = SparseLinearMixture()
+    b = world.sample(np.random.default_rng(2), 2000)
+    eps = b.ys.astype(np.float64) - np.einsum("bpd,bd->bp", b.xs.astype(np.float64), b.info["w"].astype(np.float64))
+    assert abs(eps.mean()) < 0.003
+    assert abs(eps.var() - 0.01) < 0.0005
+    assert world.points == 20 and world.dim == 16 and world.n_bases == 4
+
+
+def test_mixture_inputs_are_standard_normal():
+    b = SparseLinearMixture().sample(np.random.default_rng(3), 1000)
+    x = b.xs.reshape(-1, 16).astype(np.float64)
+    np.testing.assert_allclose(x.mean(axis=0), 0, atol=0.03)
+    np.testing.assert_allclose(np.cov(x.T), np.eye(16), atol=0.04)
+
+
+def test_mixture_prompts_are_stratified():
+    world = SparseLinearMixture(bases="orthogonal-6x24")
+    p = world.prompts(np.random.default_rng(0), 14)
+    np.testing.assert_array_equal(p.info["basis"], np.arange(14) % 6)
+    q = world.prompts_for_basis(np.random.default_rng(0), 5, basis=3)
+    assert (q.info["basis"] == 3).all()
+    assert (q.info["w"][:, world.supports[0]] == 0).all()
+    with pytest.raises(ValueError, match="basis"):
+        world.prompts_for_basis(np.random.default_rng(0), 2, basis=6)
+
+
+# ---------------------------------------------------------------- other function classes
+
+
+def test_sparse_linear_support_size():
+    world = SparseLinearRegression(dim=10, sparsity=3)
+    b = world.sample(np.random.default_rng(0), 300)
+    assert (b.info["support"].sum(axis=1) == 3).all()
+    assert (b.info["w"][~b.info["support"]] == 0).all()
+    freq = b.info["support"].mean(axis=0)  # each coordinate chosen with probability 3/10
+    np.testing.assert_allclose(freq, 0.3, atol=0.1)
+
+
+def test_linear_noise():
+    world = LinearRegression(dim=4, points=50, noise_std=0.5)
+    b = world.sample(np.random.default_rng(0), 200)
+    eps = b.ys - world.evaluate(b.xs.astype(np.float64), b.info)
+    assert abs(eps.std() - 0.5) < 0.02
+
+
+def test_decision_tree_hand_case():
+    world = DecisionTree(dim=3, depth=2)
+    info = {"coords": np.array([[0, 1, 2]]), "leaves": np.array([[10.0, 20.0, 30.0, 40.0]], dtype=np.float32)}
+    xs = np.array([[[1.0, -1.0, 1.0],    # x0 > 0: node 2 (coord 2); x2 > 0: node 6 = leaf 3
+                    [-1.0, 1.0, -1.0],   # x0 <= 0: node 1 (coord 1); x1 > 0: node 4 = leaf 1
+                    [-1.0, -1.0, 5.0],   # node 1; x1 <= 0: node 3 = leaf 0
+                    [0.0, 9.0, -2.0]]])  # x0 = 0 goes left: node 1; x1 > 0: leaf 1
+    np.testing.assert_array_equal(world.evaluate(xs, info), [[40.0, 20.0, 10.0, 20.0]])
+
+
+def test_relu_net_matches_a_loop():
+    world = ReluNet(dim=3, hidden=5, points=4)
+    b = world.sample(np.random.default_rng(0), 2)
+    w1, w2 = b.info["w1"].astype(np.float64), b.info["w2"].astype(np.float64)
+    for bi in range(2):
+        for p in range(4):
+            x = b.xs[bi, p].astype(np.float64)
+            f = np.sqrt(2 / 5) * sum(w2[bi, j] * max(0.0, x @ w1[bi, :, j]) for j in range(5))
+            assert abs(b.ys[bi, p] - f) < 1e-4
+
+
+def test_relu_net_output_scale_matches_linear():
+    b = ReluNet(dim=10, hidden=100, points=20).sample(np.random.default_rng(0), 300)
+    assert 7 < (b.ys.astype(np.float64) ** 2).mean() < 13  # E f(x)² = d
+
+
+# ---------------------------------------------------------------- input distributions
+
+
+def test_scaled_and_truncated_inputs():
+    xs = XSampler(scale=3.0, active_dims=2).sample(np.random.default_rng(0), 200, 10, 5)
+    assert (xs[..., 2:] == 0).all()
+    assert abs(xs[..., :2].std() - 3.0) < 0.1
+
+
+def test_skewed_covariance():
+    sampler = XSampler(kind="skewed", seed=4)
+    T = sampler.covariance_root(6)
+    cov = T.T @ T
+    lam = np.sort(np.linalg.eigvalsh(cov))[::-1]
+    expected = 1.0 / np.arange(1, 7) ** 2
+    np.testing.assert_allclose(lam, expected * 6 / expected.sum(), rtol=1e-10)
+    xs = sampler.sample(np.random.default_rng(0), 4000, 5, 6).reshape(-1, 6)
+    np.testing.assert_allclose(np.cov(xs.T), cov, atol=0.08)
+    np.testing.assert_array_equal(T, XSampler(kind="skewed", seed=4).covariance_root(6))
+
+
+@pytest.mark.parametrize("query", ["same", "opposite", "any"])
+def test_orthant_inputs(query):
+    xs = XSampler(kind="orthant", orthant_query=query).sample(np.random.default_rng(0), 50, 8, 4)
+    signs = np.sign(xs[:, :1])  # (batch, 1, dim)
+    assert (np.sign(xs[:, :-1]) == signs).all()  # all context points in the first point's orthant
+    last = np.sign(xs[:, -1])
+    if query == "same":
+        assert (last == signs[:, 0]).all()
+    elif query == "opposite":
+        assert (last == -signs[:, 0]).all()
+    else:
+        assert 0.3 < (last == signs[:, 0]).mean() < 0.7
+    assert len({tuple(s) for s in signs[:, 0]}) > 5  # orthants vary between prompts
