@@ -1,0 +1,114 @@
+"""A run directory: resolved config, checkpoints, results table, figures, report.
+
+::
+
+    runs/<study>/<run-id>/
+        config.yaml          the resolved config (what --set produced), saved first
+        run.json             study, preset, created, status, model, seed
+        checkpoints/<name>/  one folder per model trained (see iclab.train.checkpoint)
+        results.parquet      long-format rows (iclab.probes.result) + study and run columns
+        figures/*.png
+        report.json          sections of the report: text, tables, figures
+        report.html          self-contained (figures inlined)
+
+Every file is written atomically. A run that stops can be continued by ``iclab resume``:
+the study is called again on the same directory, finished trainings load from their
+last checkpoint and unfinished ones continue from theirs.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from iclab.atomic import atomic_write, atomic_write_text
+from iclab.errors import IclabError
+from iclab.probes.result import ROW_COLUMNS, Row
+
+_SCHEMA = pa.schema([("study", pa.string()), ("run", pa.string()), ("probe", pa.string()), ("metric", pa.string()),
+                     ("value", pa.float64()), ("layer", pa.int64()), ("head", pa.int64()), ("pos", pa.int64()),
+                     ("step", pa.int64()), ("model", pa.string()), ("label", pa.string())])
+
+
+class Run:
+    """Handle on one run directory. Create with :meth:`create`, reopen with :meth:`open`."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    # --- creation and metadata -------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | Path, study: str, config_yaml: str, meta: dict[str, Any]) -> "Run":
+        """A new run directory under ``root/study/`` with its config saved."""
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+        run = cls(Path(root) / study / run_id)
+        run.path.mkdir(parents=True, exist_ok=False)
+        atomic_write_text(run.path / "config.yaml", config_yaml)
+        run.write_meta({"study": study, "run": run_id, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "status": "running", **meta})
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Run":
+        run = cls(Path(path))
+        if not (run.path / "run.json").is_file() or not (run.path / "config.yaml").is_file():
+            raise IclabError(f"{path} is not a run directory (no run.json / config.yaml)")
+        return run
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return json.loads((self.path / "run.json").read_text())
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        atomic_write_text(self.path / "run.json", json.dumps(meta, indent=2))
+
+    def update_meta(self, **changes: Any) -> None:
+        self.write_meta({**self.meta, **changes})
+
+    @property
+    def config_yaml(self) -> str:
+        return (self.path / "config.yaml").read_text()
+
+    def ckpt_dir(self, name: str) -> Path:
+        return self.path / "checkpoints" / name
+
+    # --- results ---------------------------------------------------------------------
+    def save_rows(self, rows: list[Row]) -> Path:
+        """Write all ``rows`` as ``results.parquet`` (replacing it), with study and run columns."""
+        meta = self.meta
+        cols: dict[str, list] = {c: [] for c in ("study", "run", *ROW_COLUMNS)}
+        for r in rows:
+            d = asdict(r)
+            cols["study"].append(meta["study"])
+            cols["run"].append(meta["run"])
+            for c in ROW_COLUMNS:
+                cols[c].append(d[c])
+        table = pa.Table.from_pydict(cols, schema=_SCHEMA)
+        return atomic_write(self.path / "results.parquet", lambda p: pq.write_table(table, p))
+
+    def load_rows(self) -> list[Row]:
+        path = self.path / "results.parquet"
+        if not path.is_file():
+            return []
+        return [Row(**{c: d[c] for c in ROW_COLUMNS}) for d in pq.read_table(path).to_pylist()]
+
+    # --- figures and report ----------------------------------------------------------
+    def save_figure(self, fig, name: str) -> str:
+        """Save a matplotlib figure as ``figures/<name>.png``; returns the relative path."""
+        import matplotlib.pyplot as plt
+
+        rel = f"figures/{name}.png"
+        atomic_write(self.path / rel, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight"))
+        plt.close(fig)
+        return rel
