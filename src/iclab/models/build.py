@@ -55,6 +55,9 @@ class ModelSpec(BaseModel):
     def _check(self):
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.attn_only and self.family == "gpt2":
+            raise ValueError("attn_only=True needs family 'llama' or 'mistral': GPT-2's MLP cannot have width 0 "
+                             "(and its output bias would still train)")
         if self.window is not None and self.family != "mistral":
             raise ValueError(f"window={self.window} needs family='mistral' (sliding-window attention), "
                              f"got family={self.family!r}")

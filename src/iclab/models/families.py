@@ -45,7 +45,7 @@ _GEMMA2_LIKE = Family("model.layers", "model.embed_tokens", "model.norm",
 FAMILIES: dict[str, Family] = {
     "gpt2": Family("transformer.h", "transformer.wte", "transformer.ln_f", "attn", "mlp", "c_proj", "ln_2"),
     "gpt_neox": Family("gpt_neox.layers", "gpt_neox.embed_in", "gpt_neox.final_layer_norm",
-                       "attention", "mlp", "dense", None, "embed_out"),
+                       "attention", "mlp", "dense", None, "lm_head"),
     "llama": _LLAMA_LIKE, "mistral": _LLAMA_LIKE, "mixtral": _LLAMA_LIKE, "qwen2": _LLAMA_LIKE,
     "qwen3": _LLAMA_LIKE, "gemma": _LLAMA_LIKE, "phi3": _LLAMA_LIKE, "olmo": _LLAMA_LIKE,
     "granite": _LLAMA_LIKE, "smollm3": _LLAMA_LIKE,

@@ -52,6 +52,9 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
         raise ModelLoadError(f"model {name_or_path!r} could not be loaded: {reason}") from e
     model.to(device).eval()
     tokenizer = None
+    tokenizer_files = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+    if path.exists() and not any((path / f).exists() for f in tokenizer_files):
+        with_tokenizer = False  # a model trained here has none; AutoTokenizer would return an empty one
     if with_tokenizer:
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(path) if path.exists() else name_or_path,

@@ -42,7 +42,7 @@ LAYER_SITES: dict[str, str] = {
 GLOBAL_SITES: dict[str, str] = {"embed": "hook_embed", "normalized": "ln_final.hook_normalized"}
 READ_ONLY: frozenset[str] = frozenset({"resid_mid", "pattern"})
 
-_LAYER_RE = re.compile(r"^blocks\.(\d+)\.(" + "|".join(re.escape(v) for v in LAYER_SITES.values()) + r")$")
+_LAYER_RE = re.compile(r"^blocks\.(0|[1-9][0-9]*)\.(" + "|".join(re.escape(v) for v in LAYER_SITES.values()) + r")$")
 _BY_SUFFIX = {v: k for k, v in LAYER_SITES.items()}
 _GLOBAL_BY_NAME = {v: k for k, v in GLOBAL_SITES.items()}
 

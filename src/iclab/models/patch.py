@@ -98,5 +98,18 @@ def patch(model: nn.Module, inputs, edits: Mapping[str, HookFn]) -> torch.Tensor
 
     Returns the logits, (batch, pos, vocab). Runs under ``no_grad``.
     """
-    with hooks(model, dict(edits)), torch.no_grad():
-        return forward_logits(model, inputs)
+    ran: set[str] = set()
+
+    def tracked(name: str, edit: HookFn) -> HookFn:
+        def fn(act):
+            ran.add(name)
+            return edit(act)
+        return fn
+
+    with hooks(model, {n: tracked(n, e) for n, e in edits.items()}), torch.no_grad():
+        logits = forward_logits(model, inputs)
+    missed = [n for n in edits if n not in ran]
+    if missed:  # an edit that never ran would return unpatched logits as if patched
+        raise RuntimeError(f"patch: the edit at {', '.join(missed)} never ran; this model's forward does not "
+                           f"pass through that site with these inputs")
+    return logits
