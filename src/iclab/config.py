@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,6 +45,8 @@ class TrainConfig(Frozen):
         Max global gradient norm; 0 turns clipping off.
     eval_every : int, default 100
         Probes run at step 0 and every ``eval_every`` steps, and at the end.
+    probe_at : list of int, default []
+        More steps at which probes run (e.g. a log-spaced list to resolve a fast transition).
     ckpt_every : int, default 500
         Steps between checkpoints (one is also written at the end).
     device : {"auto", "cpu", "cuda"}, default "auto"
@@ -63,6 +65,7 @@ class TrainConfig(Frozen):
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = Field(1.0, ge=0)
     eval_every: int = Field(100, ge=1)
+    probe_at: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
     ckpt_every: int = Field(500, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"

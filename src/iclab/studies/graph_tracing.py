@@ -62,7 +62,7 @@ class ProbeSettings(Frozen):
     pool : {"walk", "batch"}, default "walk"
         "walk": node means within each walk, metrics averaged over walks (each context is
         one walk); "batch": node means pooled over the walks.
-    min_present : float, default 0.5
+    min_present : float, default 0.75
         Share of the nodes a window must contain for its energies to count.
     figure_layer : int, optional
         Layer of the PCA panels and the energy–accuracy plot; default the layer with the
@@ -83,7 +83,7 @@ class ProbeSettings(Frozen):
     site: ResidualSite = "resid_post"
     layers: list[int] | None = Field(None, min_length=1)
     pool: Literal["walk", "batch"] = "walk"
-    min_present: float = Field(0.5, ge=0, le=1)
+    min_present: float = Field(0.75, ge=0, le=1)
     figure_layer: int | None = Field(None, ge=0)
     panels: int = Field(4, ge=1, le=8)
     batch_size: int = Field(16, ge=1)
@@ -183,11 +183,17 @@ def panel_indices(res: ProbeResult, li: int, n: int) -> list[int]:
 
 def summary_table(res: ProbeResult, li: int, caption: str) -> Table:
     a = res.arrays
-    rows = [[int(c), float(a["accuracy"][ci]), float(a["neighbor_mass"][ci]), float(a["chance"][ci]),
-             float(a["energy"][ci, li]), float(a["energy_pca"][ci, li]), float(a["procrustes_r2"][ci, li]),
-             float(a["nodes_present"][ci])] for ci, c in enumerate(a["context_lengths"])]
-    return Table(["context", "accuracy", "mass on neighbours", "chance", "energy (full)", "energy (top-2 PCs)",
-                  "Procrustes R² vs spectral", "nodes present"], rows, caption)
+    rows = [[int(c), float(a["accuracy"][ci]), float(a["chance"][ci]), float(a["accuracy_no_backtrack"][ci]),
+             float(a["chance_no_backtrack"][ci]), float(a["neighbor_mass"][ci]), float(a["energy"][ci, li]),
+             float(a["energy_pca"][ci, li]), float(a["procrustes_r2"][ci, li]), float(a["nodes_present"][ci])]
+            for ci, c in enumerate(a["context_lengths"])]
+    return Table(["context", "accuracy", "chance", "accuracy, no step back", "its chance", "mass on neighbours",
+                  "energy (full)", "energy (top-2 PCs)", "Procrustes R² vs spectral", "nodes present"], rows, caption)
+
+
+def transition_text(transitions: dict[str, int | None]) -> str:
+    return "; ".join(f"{name} transition at context {t if t is not None else 'none (no rise of 0.2)'}"
+                     for name, t in transitions.items())
 
 
 def natural_ring_edges(order: np.ndarray) -> np.ndarray:
@@ -231,11 +237,12 @@ def node_colors(graph_world: GraphWorld) -> np.ndarray:
 
 
 def _figures(run: Run, res: ProbeResult, world: GraphWorld, names: list[str], li: int, tag: str,
-             train_length: int | None) -> tuple[list[Figure], int | None]:
+             train_length: int | None) -> tuple[list[Figure], dict[str, int | None]]:
     """PCA panels, energy–accuracy plot and layer heat map of one traced graph."""
     a = res.arrays
     contexts, layer = a["context_lengths"], int(a["layers"][li])
-    transition = transition_context(contexts, a["accuracy"])
+    transitions = {"accuracy": transition_context(contexts, a["accuracy"]),
+                   "no-backtrack": transition_context(contexts, a["accuracy_no_backtrack"])}
     shown = panel_indices(res, li, 4)
     which = "walk 0's node means" if "energy_by_walk" in a else "node means pooled over the walks"
     out = []
@@ -247,16 +254,20 @@ def _figures(run: Run, res: ProbeResult, world: GraphWorld, names: list[str], li
         out.append(Figure(run.save_figure(fig, f"pca_{tag}"), "Principal components of the node representations "
                           "at growing context lengths, with the graph's edges drawn; colour = the node's first "
                           "spectral coordinate."))
-    fig = figs.energy_accuracy(contexts, a["accuracy"], a["neighbor_mass"], a["chance"], a["energy"][:, li],
-                               a["energy_pca"][:, li], transition, layer, train_length)
+    fig = figs.energy_accuracy(contexts, {m: a[m] for m in RULE_CURVES}, a["energy"][:, li], a["energy_pca"][:, li],
+                               transitions, layer, train_length)
     out.append(Figure(run.save_figure(fig, f"energy_accuracy_{tag}"),
                       "Rule-following accuracy and normalised Dirichlet energy against context length "
-                      "(1 = no more graph structure than a random assignment of nodes). Dashed: the accuracy "
-                      "transition (halfway from its lowest to its highest value)."))
+                      "(1 = no more graph structure than a random assignment of nodes). Stepping back to the "
+                      "node just left is always valid, so the second accuracy leaves it out (top label among "
+                      "the others). Dashed: accuracy transitions (halfway from lowest to highest value)."))
     fig = figs.energy_heatmaps(contexts, a["layers"], a["energy"], a["energy_pca"])
     out.append(Figure(run.save_figure(fig, f"energy_layers_{tag}"), "Normalised energy per layer and context "
                       "length (blank: too few nodes in the window)."))
-    return out, transition
+    return out, transitions
+
+
+RULE_CURVES = ("accuracy", "neighbor_mass", "chance", "accuracy_no_backtrack", "chance_no_backtrack")
 
 
 # -- built-in path ---------------------------------------------------------------------------
@@ -291,7 +302,7 @@ def run_trained(cfg: GraphTracingConfig, run: Run) -> Report:
     layer = int(res.arrays["layers"][li])
     names = [f"t{t}" for t in world.node_tokens]
     train_len = cfg.pretrain.seq_len
-    figures, transition = _figures(run, res, world, names, li, "trained", train_len)
+    figures, transitions = _figures(run, res, world, names, li, "trained", train_len)
     sections = [Section("Summary", f"Layer {layer} ({cfg.probe.site}); node means over the last "
                         f"{cfg.probe.window or 'all'} tokens, "
                         + ("within each walk, metrics averaged over walks." if cfg.probe.pool == "walk"
@@ -315,7 +326,7 @@ def run_trained(cfg: GraphTracingConfig, run: Run) -> Report:
                                 figures=[Figure(run.save_figure(fig, "training"), "Rule following on the new graph "
                                                 "and representation energy against training step.")]))
     a = res.arrays
-    final = {m: float(a[m][-1]) for m in ("accuracy", "neighbor_mass", "chance")}
+    final = {m: float(a[m][-1]) for m in RULE_CURVES + ("neighbor_mass",)}
     summary = (f"A {cfg.model.family} model ({cfg.model.n_layers} layers, d_model {cfg.model.d_model}, "
                f"{cfg.model.n_heads} heads, {n_params(model):,} parameters) pretrained {cfg.train.steps} steps on "
                f"random walks of {cfg.pretrain.seq_len} tokens over {cfg.pretrain.n_graphs} random graphs "
@@ -323,10 +334,10 @@ def run_trained(cfg: GraphTracingConfig, run: Run) -> Report:
                f"fresh random labels from {cfg.pretrain.vocab} tokens per sequence, then traced on a new "
                f"{world.kind} graph of {world.n_nodes} nodes with labels {world.node_tokens.tolist()} (the labelling is "
                f"new; graph shapes of the pretraining families recur). At context {int(a['context_lengths'][-1])}: "
-               f"accuracy {final['accuracy']:.2f} (chance {final['chance']:.2f}), mass on neighbours "
-               f"{final['neighbor_mass']:.2f}; layer {layer} energy {a['energy'][-1, li]:.2f} (full dimension), "
-               f"{a['energy_pca'][-1, li]:.2f} (top-2 PCs); accuracy transition at context "
-               f"{transition if transition is not None else 'none (no rise of 0.2)'}. Park et al. (ICLR 2025): "
+               f"accuracy {final['accuracy']:.2f} (chance {final['chance']:.2f}), stepping back excluded "
+               f"{final['accuracy_no_backtrack']:.2f} (chance {final['chance_no_backtrack']:.2f}), mass on "
+               f"neighbours {final['neighbor_mass']:.2f}; layer {layer} energy {a['energy'][-1, li]:.2f} (full dimension), "
+               f"{a['energy_pca'][-1, li]:.2f} (top-2 PCs); {transition_text(transitions)}. Park et al. (ICLR 2025): "
                "the representations reorganise into the graph's shape as the context grows, and accuracy rises "
                "once the energy has fallen.")
     return Report("In-context graph tracing: a model trained here", summary, sections)
@@ -368,7 +379,7 @@ def run_pretrained(cfg: GraphTracingConfig, run: Run, model_name: str) -> Report
     rows = res.tagged(model=model_name, label=world.kind).rows
     li = pick_layer(res, cfg.probe.figure_layer)
     layer = int(res.arrays["layers"][li])
-    figures, transition = _figures(run, res, world, names, li, "words", None)
+    figures, transitions = _figures(run, res, world, names, li, "words", None)
     sections = [Section("Summary", f"Layer {layer} ({cfg.probe.site}); {settings.n_walks} walks of "
                         f"{settings.walk_length} words" + (" after a BOS token" if batch.tokens.shape[1] >
                                                            settings.walk_length else "") + ". "
@@ -416,10 +427,11 @@ def run_pretrained(cfg: GraphTracingConfig, run: Run, model_name: str) -> Report
     run.save_rows(rows)
     a = res.arrays
     summary = (f"{model_name} on random walks over a {world.kind} graph of {world.n_nodes} words. At context "
-               f"{int(a['context_lengths'][-1])}: accuracy {a['accuracy'][-1]:.2f} (chance {a['chance'][-1]:.2f}); "
+               f"{int(a['context_lengths'][-1])}: accuracy {a['accuracy'][-1]:.2f} (chance {a['chance'][-1]:.2f}), "
+               f"stepping back excluded {a['accuracy_no_backtrack'][-1]:.2f} "
+               f"(chance {a['chance_no_backtrack'][-1]:.2f}); "
                f"layer {layer} energy {a['energy'][-1, li]:.2f} (full dimension), {a['energy_pca'][-1, li]:.2f} "
-               f"(top-2 PCs); accuracy transition at context "
-               f"{transition if transition is not None else 'none (no rise of 0.2)'}.")
+               f"(top-2 PCs); {transition_text(transitions)}.")
     return Report(f"In-context graph tracing: {model_name}", summary, sections)
 
 

@@ -44,29 +44,33 @@ def pca_panels(coords: np.ndarray, contexts: list[int], edges: np.ndarray, color
     return fig
 
 
-def energy_accuracy(contexts: np.ndarray, accuracy: np.ndarray, neighbor_mass: np.ndarray, chance: np.ndarray,
-                    energy: np.ndarray, energy_pca: np.ndarray, transition: int | None, layer: int,
-                    train_length: int | None = None):
-    """Accuracy, neighbour mass and normalised energies (full-dim and top-2 PCs) against
-    context length on one log-x axis; the accuracy transition dashed, the training length dotted."""
-    fig, ax = plt.subplots(figsize=(7.2, 4))
-    ax.plot(contexts, accuracy, "o-", ms=3, color="C0", label="rule-following accuracy")
-    ax.plot(contexts, neighbor_mass, "s--", ms=3, color="C0", alpha=0.6, label="mass on neighbours")
-    ax.plot(contexts, chance, ":", color="gray", label="chance (degree / nodes)")
+def energy_accuracy(contexts: np.ndarray, curves: dict[str, np.ndarray], energy: np.ndarray, energy_pca: np.ndarray,
+                    transitions: dict[str, int | None], layer: int, train_length: int | None = None):
+    """Rule following (``curves``: accuracy, neighbor_mass, chance and their no-backtrack
+    forms, each (C,)) and normalised energies (full-dim and top-2 PCs, (C,)) against context
+    length on one log-x axis; accuracy transitions dashed, the training length dotted."""
+    fig, ax = plt.subplots(figsize=(9.5, 4))
+    ax.plot(contexts, curves["accuracy"], "o-", ms=3, color="C0", label="rule-following accuracy")
+    ax.plot(contexts, curves["neighbor_mass"], "s--", ms=3, color="C0", alpha=0.6, label="mass on neighbours")
+    ax.plot(contexts, curves["chance"], ":", color="C0", alpha=0.7, label="chance (degree / nodes)")
+    ax.plot(contexts, curves["accuracy_no_backtrack"], "o-", ms=3, color="C2",
+            label="accuracy, stepping back excluded")
+    ax.plot(contexts, curves["chance_no_backtrack"], ":", color="C2", alpha=0.7, label="its chance")
     ax.plot(contexts, energy, "o-", ms=3, color="C3", label=f"energy, full dim (layer {layer})")
     ax.plot(contexts, energy_pca, "^-", ms=3, color="C1", label=f"energy, top-2 PCs (layer {layer})")
     ax.axhline(1.0, color="C3", lw=0.6, alpha=0.4)
-    if transition is not None:
-        ax.axvline(transition, color="black", ls="--", lw=1)
-        ax.text(transition, 0.02, f" transition c={transition}", fontsize=8, va="bottom")
+    for (name, t), color, y in zip(transitions.items(), ("C0", "C2"), (0.02, 0.09)):
+        if t is not None:
+            ax.axvline(t, color=color, ls="--", lw=1)
+            ax.text(t, y, f" {name} transition c={t}", fontsize=7.5, va="bottom", color=color)
     if train_length is not None and train_length < contexts.max():
         ax.axvline(train_length, color="gray", ls=":", lw=1)
         ax.text(train_length, 1.02, " training length", fontsize=8, color="gray", va="bottom")
     ax.set_xscale("log")
     ax.set(xlabel="context length (walk tokens)", ylabel="accuracy / normalised energy",
-           title="Rule following rises as the representations' energy falls", ylim=(0, max(1.1, np.nanmax(
-               np.r_[energy, energy_pca]) + 0.05)))
-    ax.legend(fontsize=7.5, loc="center left")
+           title="Rule following and representation energy against context length",
+           ylim=(0, max(1.1, np.nanmax(np.r_[energy, energy_pca, 1.0]) + 0.05)))
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
@@ -79,7 +83,12 @@ def energy_heatmaps(contexts: np.ndarray, layers: np.ndarray, energy: np.ndarray
     vmax = float(max(1.0, np.nanmax(np.r_[energy.ravel(), energy_pca.ravel()])))
     for ax, values, what in zip(axes, (energy, energy_pca), ("full dimension", "top-2 PCs")):
         im = heatmap(ax, values.T, f"normalised energy, {what}", xlabel="context length", ylabel="layer",
-                     vmin=0.0, vmax=vmax, cmap="magma", annotate=values.size <= 64)
+                     vmin=0.0, vmax=vmax, cmap="magma", annotate=False)
+        if values.size <= 64:  # write the values in, leaving unmeasured cells blank
+            for (ci, li), v in np.ndenumerate(values):
+                if np.isfinite(v):
+                    ax.text(ci, li, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if v < 0.6 * vmax else "black")
         ax.set_xticks(range(len(contexts)), [str(c) for c in contexts], rotation=60, fontsize=7)
         ax.set_yticks(range(n_layers), [str(l) for l in layers], fontsize=7 if n_layers > 12 else 9)
     fig.colorbar(im, ax=list(axes), shrink=0.85)

@@ -110,6 +110,8 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
     if start == 0:
         run_probe(0)
     tokens_per_batch = None
+    probe_at = set(cfg.probe_at)
+    last_probe = max([0, *(r.step for r in result.rows if r.probe == "train")])
     pending_losses: list[torch.Tensor] = []
     with ThreadPoolExecutor(max_workers=1) as pool, progress_bar() as bar:
         task = bar.add_task(label, total=cfg.steps, completed=start, info="")
@@ -136,15 +138,16 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
             pending_losses.append(loss.detach())
 
             done = step + 1
-            if done % cfg.eval_every == 0 or done == cfg.steps or done % cfg.ckpt_every == 0:
+            if done % cfg.eval_every == 0 or done in probe_at or done == cfg.steps or done % cfg.ckpt_every == 0:
                 # one device sync per interval, not per step
                 result.losses.extend(torch.stack(pending_losses).float().cpu().tolist())
                 pending_losses.clear()
                 now = time.perf_counter()
                 tok_s = (done - s_last) * tokens_per_batch / max(now - t_last, 1e-9)
                 bar.update(task, completed=done, info=f"loss {result.losses[-1]:.3f}  {tok_s:,.0f} tok/s")
-            if done % cfg.eval_every == 0 or done == cfg.steps:
-                recent = result.losses[-cfg.eval_every:]
+            if done % cfg.eval_every == 0 or done == cfg.steps or done in probe_at:
+                recent = result.losses[-min(cfg.eval_every, done - last_probe):]
+                last_probe = done
                 result.rows.append(Row("train", "loss", sum(recent) / len(recent), step=done, model=label))
                 run_probe(done)
                 t_last, s_last = time.perf_counter(), done  # throughput counts training only
