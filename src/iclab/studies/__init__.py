@@ -30,6 +30,8 @@ class Study:
 STUDIES: dict[str, Study] = {s.name: s for s in [
     Study("induction-heads", "Induction heads form in a phase change that coincides with a drop of the ICL score "
           "(Olsson et al. 2022)", "iclab.studies.induction_heads"),
+    Study("graph-tracing", "A graph given in context reorganises token representations; rule following rises with "
+          "context (Park et al. 2025)", "iclab.studies.graph_tracing"),
 ]}
 
 

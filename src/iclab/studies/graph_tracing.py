@@ -22,16 +22,18 @@ from __future__ import annotations
 
 from typing import Literal
 
+import warnings
+
 import numpy as np
 from pydantic import Field, model_validator
 
 from iclab.config import Frozen, TrainConfig
 from iclab.errors import ProbeInputError
-from iclab.metrics.graph import drop_absent_nodes, edge_array, normalized_dirichlet_energy, pca, spectral_embedding
+from iclab.metrics.graph import edge_array, normalized_dirichlet_energy, pca, spectral_embedding
 from iclab.models.build import ModelSpec, build_model, n_params
 from iclab.models.load import load_model
-from iclab.probes.graph_tracing import GraphTracing, ResidualSite, log_context_lengths, prepend_token, \
-    transition_context
+from iclab.probes.graph_tracing import (GraphTracing, ResidualSite, log_context_lengths, prepend_token,
+                                        transition_context)
 from iclab.probes.result import ProbeResult, Row
 from iclab.runs.report import Figure, Report, Section, Table
 from iclab.runs.run import Run
@@ -147,8 +149,8 @@ class GraphTracingConfig(Frozen):
         if self.graph.walk_length > self.model.max_len:
             raise ValueError(f"graph.walk_length ({self.graph.walk_length}) must be <= model.max_len "
                              f"({self.model.max_len})")
-        if self.probe.figure_layer is not None and self.probe.layers is not None \
-                and self.probe.figure_layer not in self.probe.layers:
+        layers, figure_layer = self.probe.layers, self.probe.figure_layer
+        if figure_layer is not None and layers is not None and figure_layer not in layers:
             raise ValueError(f"probe.figure_layer ({self.probe.figure_layer}) must be one of probe.layers "
                              f"{self.probe.layers}")
         return self
@@ -191,6 +193,20 @@ def summary_table(res: ProbeResult, li: int, caption: str) -> Table:
                   "energy (full)", "energy (top-2 PCs)", "Procrustes R² vs spectral", "nodes present"], rows, caption)
 
 
+def energy_trend(res: ProbeResult, li: int) -> str:
+    """The energies at the first measured context length and at the longest, as a sentence."""
+    a = res.arrays
+    measured = np.nonzero(np.isfinite(a["energy_pca"][:, li]))[0]
+    if measured.size == 0:
+        return "no context length had enough nodes in its window to measure the energy"
+    first, last = measured[0], measured[-1]
+    c0, c1 = int(a["context_lengths"][first]), int(a["context_lengths"][last])
+    return (f"from context {c0} (the first with most nodes in the window) to {c1}, the top-2-PC energy goes "
+            f"{a['energy_pca'][first, li]:.2f} → {a['energy_pca'][last, li]:.2f}, the full-dimension one "
+            f"{a['energy'][first, li]:.2f} → {a['energy'][last, li]:.2f} and the Procrustes R² "
+            f"{a['procrustes_r2'][first, li]:.2f} → {a['procrustes_r2'][last, li]:.2f}")
+
+
 def transition_text(transitions: dict[str, int | None]) -> str:
     return "; ".join(f"{name} transition at context {t if t is not None else 'none (no rise of 0.2)'}"
                      for name, t in transitions.items())
@@ -218,16 +234,16 @@ def conflict_energies(means: np.ndarray, ring: np.ndarray, natural: np.ndarray) 
            for graph in ("context", "pretrained") for pcs in ("12", "34")}
     for w in range(n_walks):
         for ci in range(C):
-            X, e_ring, kept = drop_absent_nodes(means[w, ci], ring)
-            if kept.size < means.shape[2] or min(X.shape) < 4:  # every day present: the rings are whole
+            X = means[w, ci]  # (n_nodes, d_model)
+            if not np.isfinite(X).all() or min(X.shape) < 4:  # measured only when every item is in the window
                 continue
             coords = pca(X, k=4).coords  # (n_nodes, 4)
             for graph, edges in (("context", ring), ("pretrained", natural)):
                 out[f"energy_pc12_{graph}"][w, ci] = normalized_dirichlet_energy(coords[:, :2], edges)
                 out[f"energy_pc34_{graph}"][w, ci] = normalized_dirichlet_energy(coords[:, 2:4], edges)
-    with np.errstate(all="ignore"):
-        return {k: np.array([np.nan if np.isnan(v[:, ci]).all() else np.nanmean(v[:, ci]) for ci in range(C)])
-                for k, v in out.items()}
+    with warnings.catch_warnings():  # a context no walk could measure stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {k: np.nanmean(v, axis=0) for k, v in out.items()}
 
 
 def node_colors(graph_world: GraphWorld) -> np.ndarray:
@@ -237,13 +253,13 @@ def node_colors(graph_world: GraphWorld) -> np.ndarray:
 
 
 def _figures(run: Run, res: ProbeResult, world: GraphWorld, names: list[str], li: int, tag: str,
-             train_length: int | None) -> tuple[list[Figure], dict[str, int | None]]:
+             train_length: int | None, panels: int) -> tuple[list[Figure], dict[str, int | None]]:
     """PCA panels, energy–accuracy plot and layer heat map of one traced graph."""
     a = res.arrays
     contexts, layer = a["context_lengths"], int(a["layers"][li])
     transitions = {"accuracy": transition_context(contexts, a["accuracy"]),
                    "no-backtrack": transition_context(contexts, a["accuracy_no_backtrack"])}
-    shown = panel_indices(res, li, 4)
+    shown = panel_indices(res, li, panels)
     which = "walk 0's node means" if "energy_by_walk" in a else "node means pooled over the walks"
     out = []
     if shown:
@@ -268,6 +284,11 @@ def _figures(run: Run, res: ProbeResult, world: GraphWorld, names: list[str], li
 
 
 RULE_CURVES = ("accuracy", "neighbor_mass", "chance", "accuracy_no_backtrack", "chance_no_backtrack")
+CAVEAT = ("Reading the energies: a hidden state that carries the previous token already makes a node's mean "
+          "over a walk reflect the edges that walk has used, so the energy can be low as soon as most nodes have "
+          "appeared, before rule following is learned; and energies are measured only once a window holds most "
+          "nodes (probe.min_present). With probe.pool = batch the node means are pooled over walks, which mixes "
+          "many contexts and shows the graph earlier still.")
 
 
 # -- built-in path ---------------------------------------------------------------------------
@@ -302,7 +323,7 @@ def run_trained(cfg: GraphTracingConfig, run: Run) -> Report:
     layer = int(res.arrays["layers"][li])
     names = [f"t{t}" for t in world.node_tokens]
     train_len = cfg.pretrain.seq_len
-    figures, transitions = _figures(run, res, world, names, li, "trained", train_len)
+    figures, transitions = _figures(run, res, world, names, li, "trained", train_len, cfg.probe.panels)
     sections = [Section("Summary", f"Layer {layer} ({cfg.probe.site}); node means over the last "
                         f"{cfg.probe.window or 'all'} tokens, "
                         + ("within each walk, metrics averaged over walks." if cfg.probe.pool == "walk"
@@ -310,21 +331,22 @@ def run_trained(cfg: GraphTracingConfig, run: Run) -> Report:
                         tables=[summary_table(res, li, f"{cfg.probe.n_walks} walks on a new {world.kind} graph "
                                               f"({world.n_nodes} nodes); accuracy at c averages predictions with "
                                               f"context in (c·{1 - cfg.probe.accuracy_window:g}, c].")]),
-                Section("Representations and energy", figures=figures)]
+                Section("Representations and energy", CAVEAT, figures=figures)]
 
     steps_rows = [r for r in result.rows if r.label == "training"]
     if steps_rows:
         steps = np.array(sorted({r.step for r in steps_rows}))
         lengths = sorted({r.pos for r in steps_rows if r.metric == "accuracy"})
-        acc = {c: np.array([next(r.value for r in steps_rows if r.step == s and r.metric == "accuracy" and r.pos == c)
-                            for s in steps]) for c in lengths}
+        acc = {c: np.array([next(r.value for r in steps_rows if r.step == s and r.pos == c
+                                 and r.metric == "accuracy_no_backtrack") for s in steps]) for c in lengths}
         energy = np.array([next((r.value for r in steps_rows if r.step == s and r.metric == "energy_pca"
                                  and r.pos == lengths[-1] and r.layer == layer), np.nan) for s in steps])
         fig = figs.training_curves(steps, acc, energy, layer)
         sections.append(Section("Over pretraining", f"{cfg.probe.train_walks} of the walks traced every "
                                 f"{cfg.train.eval_every} steps.",
                                 figures=[Figure(run.save_figure(fig, "training"), "Rule following on the new graph "
-                                                "and representation energy against training step.")]))
+                                                "(stepping back excluded) and representation energy against "
+                                                "training step.")]))
     a = res.arrays
     final = {m: float(a[m][-1]) for m in RULE_CURVES + ("neighbor_mass",)}
     summary = (f"A {cfg.model.family} model ({cfg.model.n_layers} layers, d_model {cfg.model.d_model}, "
@@ -332,14 +354,15 @@ def run_trained(cfg: GraphTracingConfig, run: Run) -> Report:
                f"random walks of {cfg.pretrain.seq_len} tokens over {cfg.pretrain.n_graphs} random graphs "
                f"({', '.join(cfg.pretrain.kinds)}; {cfg.pretrain.min_nodes}–{cfg.pretrain.max_nodes} nodes) with "
                f"fresh random labels from {cfg.pretrain.vocab} tokens per sequence, then traced on a new "
-               f"{world.kind} graph of {world.n_nodes} nodes with labels {world.node_tokens.tolist()} (the labelling is "
-               f"new; graph shapes of the pretraining families recur). At context {int(a['context_lengths'][-1])}: "
-               f"accuracy {final['accuracy']:.2f} (chance {final['chance']:.2f}), stepping back excluded "
-               f"{final['accuracy_no_backtrack']:.2f} (chance {final['chance_no_backtrack']:.2f}), mass on "
-               f"neighbours {final['neighbor_mass']:.2f}; layer {layer} energy {a['energy'][-1, li]:.2f} (full dimension), "
-               f"{a['energy_pca'][-1, li]:.2f} (top-2 PCs); {transition_text(transitions)}. Park et al. (ICLR 2025): "
-               "the representations reorganise into the graph's shape as the context grows, and accuracy rises "
-               "once the energy has fallen.")
+               f"{world.kind} graph of {world.n_nodes} nodes with labels {world.node_tokens.tolist()} (the "
+               f"labelling is new; graph shapes of the pretraining families recur). At context "
+               f"{int(a['context_lengths'][-1])}: accuracy {final['accuracy']:.2f} (chance {final['chance']:.2f}), "
+               f"stepping back excluded {final['accuracy_no_backtrack']:.2f} (chance "
+               f"{final['chance_no_backtrack']:.2f}), mass on neighbours {final['neighbor_mass']:.2f}; layer {layer} "
+               f"energy {a['energy'][-1, li]:.2f} (full dimension), {a['energy_pca'][-1, li]:.2f} (top-2 PCs); "
+               f"{transition_text(transitions)}; {energy_trend(res, li)}. Park et al. (ICLR 2025) find that "
+               "the representations reorganise into the graph's shape as the context grows, and that accuracy "
+               "rises once the energy has fallen.")
     return Report("In-context graph tracing: a model trained here", summary, sections)
 
 
@@ -379,14 +402,14 @@ def run_pretrained(cfg: GraphTracingConfig, run: Run, model_name: str) -> Report
     rows = res.tagged(model=model_name, label=world.kind).rows
     li = pick_layer(res, cfg.probe.figure_layer)
     layer = int(res.arrays["layers"][li])
-    figures, transitions = _figures(run, res, world, names, li, "words", None)
+    figures, transitions = _figures(run, res, world, names, li, "words", None, cfg.probe.panels)
     sections = [Section("Summary", f"Layer {layer} ({cfg.probe.site}); {settings.n_walks} walks of "
                         f"{settings.walk_length} words" + (" after a BOS token" if batch.tokens.shape[1] >
                                                            settings.walk_length else "") + ". "
                         + (" ".join(notes) if notes else "Every word label is one token."),
                         tables=[summary_table(res, li, f"{world.kind} graph of {world.n_nodes} words: "
                                               f"{', '.join(names)}.")]),
-                Section("Representations and energy", figures=figures)]
+                Section("Representations and energy", CAVEAT, figures=figures)]
 
     conflict_rows = []
     for kind in settings.conflict:
@@ -403,14 +426,14 @@ def run_pretrained(cfg: GraphTracingConfig, run: Run, model_name: str) -> Report
         for metric, values in ce.items():
             rows += [Row("graph", metric, float(v), layer=layer, pos=int(c), model=model_name, label=kind)
                      for c, v in zip(contexts, values) if np.isfinite(v)]
-        ok = [ci for ci in range(len(contexts)) if np.isfinite(ce["energy_pc12_context"][ci])]
-        if not ok:
+        ok = [ci for ci in range(len(contexts)) if np.isfinite(means[0, ci]).all()]  # every day in walk 0's window
+        if not ok or min(means.shape[-2:]) < 4:
             continue
         shown = sorted({ok[0], ok[len(ok) // 2], ok[-1]})
-        coords = np.stack([pca(drop_absent_nodes(means[0, ci], ring)[0], k=4).coords for ci in shown])
+        coords = np.stack([pca(means[0, ci], k=4).coords for ci in shown])  # (panels, n_nodes, 4)
         fig = figs.conflict_panels(coords, [int(contexts[ci]) for ci in shown], ring, natural, cworld.word_index,
                                    cnames, f"{kind} on a scrambled ring, layer {layer}")
-        ci = ok[-1]
+        ci = len(contexts) - 1
         conflict_rows += [[kind, int(contexts[ci]), *(float(ce[k][ci]) for k in ce),
                            float(cres.arrays["accuracy"][ci])]]
         sections.append(Section(f"Semantic conflict: {kind}", f"Ring order: {', '.join(cnames)} (no two ring "
@@ -431,7 +454,7 @@ def run_pretrained(cfg: GraphTracingConfig, run: Run, model_name: str) -> Report
                f"stepping back excluded {a['accuracy_no_backtrack'][-1]:.2f} "
                f"(chance {a['chance_no_backtrack'][-1]:.2f}); "
                f"layer {layer} energy {a['energy'][-1, li]:.2f} (full dimension), {a['energy_pca'][-1, li]:.2f} "
-               f"(top-2 PCs); {transition_text(transitions)}.")
+               f"(top-2 PCs); {transition_text(transitions)}; {energy_trend(res, li)}.")
     return Report(f"In-context graph tracing: {model_name}", summary, sections)
 
 

@@ -80,7 +80,7 @@ def energy_heatmaps(contexts: np.ndarray, layers: np.ndarray, energy: np.ndarray
     ``energy`` and ``energy_pca`` are (C, L)."""
     n_layers = len(layers)
     fig, axes = plt.subplots(1, 2, figsize=(min(4 + 0.45 * len(contexts), 9) * 2, 1.4 + 0.3 * max(n_layers, 3)))
-    vmax = float(max(1.0, np.nanmax(np.r_[energy.ravel(), energy_pca.ravel()])))
+    vmax = float(np.nanmax(np.r_[energy.ravel(), energy_pca.ravel(), 1.0]))
     for ax, values, what in zip(axes, (energy, energy_pca), ("full dimension", "top-2 PCs")):
         im = heatmap(ax, values.T, f"normalised energy, {what}", xlabel="context length", ylabel="layer",
                      vmin=0.0, vmax=vmax, cmap="magma", annotate=False)
@@ -124,12 +124,12 @@ def conflict_panels(coords: np.ndarray, contexts: list[int], ring_edges: np.ndar
 
 
 def training_curves(steps: np.ndarray, accuracy: dict[int, np.ndarray], energy_pca: np.ndarray, layer: int):
-    """Rule-following accuracy at a few context lengths and the top-2-PC energy at the
-    longest one, against training step."""
+    """Rule-following accuracy (stepping back excluded) at a few context lengths and the
+    top-2-PC energy at the longest one, against training step."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for k, (c, acc) in enumerate(accuracy.items()):
         ax.plot(steps, acc, "o-", ms=3, color=plt.cm.viridis(k / max(len(accuracy) - 1, 1)),
-                label=f"accuracy, context {c}")
+                label=f"accuracy (no step back), context {c}")
     ax.plot(steps, energy_pca, "^--", ms=3, color="C1", label=f"energy top-2 PCs, layer {layer}, longest context")
     ax.set(xlabel="training step", ylabel="accuracy / normalised energy", title="Graph tracing over pretraining",
            ylim=(0, 1.1))
