@@ -99,6 +99,11 @@ def results_cmd(sql: str = typer.Argument(..., help="SQL over the views `metrics
         out.print(f"({len(rows) - limit} more rows; raise --limit)")
 
 
+from iclab.sweep.cli import sweep_cmd  # noqa: E402
+
+app.command("sweep")(sweep_cmd)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

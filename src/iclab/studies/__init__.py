@@ -32,6 +32,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in [
           "(Olsson et al. 2022)", "iclab.studies.induction_heads"),
     Study("graph-tracing", "A graph given in context reorganises token representations; rule following rises with "
           "context (Park et al. 2025)", "iclab.studies.graph_tracing"),
+    Study("icg-generalization", "In-context generation: trained models repeat R topics, and with compositional topics "
+          "(M = 4) also unseen ones (Jiang et al. 2024)", "iclab.studies.icg_generalization"),
 ]}
 
 

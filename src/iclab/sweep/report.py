@@ -1,0 +1,80 @@
+"""The sweep's report: one table of all trials, then the study's own figures over the grid.
+
+A study may define ``sweep_sections(trials, save_figure) -> list[Section]`` in its module;
+it gets the finished trials (:class:`iclab.sweep.trials.TrialRecord`, each with the
+path of its run directory) and a function that saves a matplotlib figure under the
+sweep's ``figures/`` and returns its relative path. The report is written as
+``report.json`` and a self-contained ``report.html`` in the sweep directory, in the same
+style as a run's report.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from iclab.atomic import atomic_write_text
+from iclab.runs.report import _CSS, _SCRIPT, _figure, _paragraphs, _table  # one look for every report
+from iclab.runs.report import Report, Section, Table
+from iclab.runs.run import Run
+from iclab.sweep.trials import TrialRecord
+
+SectionsFn = Callable[[list[TrialRecord], Callable[[Any, str], str]], list[Section]]
+
+
+def trials_table(records: list[TrialRecord]) -> Table:
+    keys = list(dict.fromkeys(k for r in records for k in r.values))
+    rows = [[r.name, *(r.values.get(k) for k in keys), r.status,
+             "" if r.seconds is None else round(r.seconds), r.error or ""] for r in records]
+    return Table(["trial", *keys, "status", "seconds", "error"], rows,
+                 caption="Each trial is a run directory named after its trial inside the sweep directory.")
+
+
+def write_sweep_report(sweep_dir: Path, state: dict[str, Any], records: list[TrialRecord],
+                       sections_fn: SectionsFn | None) -> Path:
+    """Write report.json and report.html of the sweep; returns the HTML path.
+
+    The generic report (the trials table) is written first, so a study section that
+    raises still leaves it behind; the exception is then raised.
+    """
+    n_done = sum(r.status == "done" for r in records)
+    failed = [r for r in records if r.status == "failed"]
+    summary = (f"{len(records)} trials of study {state['study']} (preset {state['preset']}) over the grid "
+               + ", ".join(f"{k} ∈ {v}" for k, v in state["grid"].items())
+               + f": {n_done} done, {len(failed)} failed.")
+    if state.get("overrides"):
+        summary += " Set on every trial: " + ", ".join(f"{k}={v}" for k, v in state["overrides"].items()) + "."
+    report = Report(f"Sweep {state['sweep']}", summary, [Section("Trials", tables=[trials_table(records)])])
+    path = _save(sweep_dir, state, report)
+    done = [r for r in records if r.status == "done"]
+    if sections_fn is not None and done:
+        runner = Run(sweep_dir)  # only its save_figure: figures/<name>.png under the sweep directory
+        report.sections = report.sections[:1] + list(sections_fn(done, runner.save_figure))
+        path = _save(sweep_dir, state, report)
+    return path
+
+
+def _save(sweep_dir: Path, state: dict[str, Any], report: Report) -> Path:
+    atomic_write_text(sweep_dir / "report.json", json.dumps(asdict(report), indent=2, default=str))
+    return render_sweep(sweep_dir, state, report)
+
+
+def render_sweep(sweep_dir: Path, state: dict[str, Any], report: Report) -> Path:
+    """Write ``report.html`` of the sweep (figures inlined)."""
+    parts = [f"<h1>{html.escape(report.title)}</h1>",
+             f'<div class="meta">study {html.escape(state["study"])} · sweep {html.escape(state["sweep"])} · '
+             f'preset {html.escape(str(state["preset"]))} · created {html.escape(state["created"])} · '
+             f'executor {html.escape(state["executor"])}</div>', _paragraphs(report.summary)]
+    for s in report.sections:
+        parts.append(f"<h2>{html.escape(s.heading)}</h2>{_paragraphs(s.text)}")
+        parts += [_table(t) for t in s.tables]
+        parts += [_figure(sweep_dir, f) for f in s.figures]
+    grid = json.dumps(state["grid"], indent=2, default=str)
+    parts.append(f"<details><summary>Sweep grid</summary><pre>{html.escape(grid)}</pre></details>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(report.title)}</title>"
+            f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>{''.join(parts)}</body></html>")
+    return atomic_write_text(sweep_dir / "report.html", page)

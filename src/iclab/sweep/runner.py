@@ -1,0 +1,194 @@
+"""Run a sweep: every trial of a grid as a normal run, then one report over all of them.
+
+::
+
+    out/<study>/<sweep-id>/
+        sweep.json           study, preset, overrides, grid, and one record per trial
+        <trial-name>/        a run directory (see iclab.sweep.trials)
+        figures/*.png
+        report.json, report.html
+
+The grid is the preset's ``sweep:`` section (after ``overrides``) updated by ``grid``.
+Every trial's config is validated before the first trial runs, so a typo in a key
+fails at once. The sweep id is the preset's name and a hash of all trial configs: the
+same sweep run again lands in the same directory, skips its finished trials, resumes
+interrupted ones from their checkpoints and retries failed ones. A trial that fails is
+recorded (status ``failed`` and the error, in its run.json and in sweep.json) and the
+sweep goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from iclab.atomic import atomic_write_text
+from iclab.config import load_config, to_yaml
+from iclab.errors import ConfigError
+from iclab.progress import console
+from iclab.studies import get_study
+from iclab.sweep.grid import expand_grid
+from iclab.sweep.trials import TrialRecord, prepare_trial
+
+
+@dataclass
+class SweepResult:
+    """A finished sweep: its directory and the record of every trial."""
+
+    path: Path
+    trials: list[TrialRecord]
+
+    @property
+    def failed(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.status == "failed"]
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.html"
+
+
+def _sweep_id(preset: str, study: str, configs: list[str], names: list[str]) -> str:
+    digest = hashlib.sha1(json.dumps([study, names, configs]).encode()).hexdigest()[:8]
+    return f"{Path(preset).stem}-{digest}"
+
+
+def run_sweep(study: str, preset: str = "cpu", overrides: dict[str, Any] | None = None,
+              grid: dict[str, list] | None = None, out: str | Path = "runs", *,
+              executor: Literal["local", "ray"] = "local", workers: int = 1, name: str | None = None,
+              model: str | None = None, address: str | None = None, gpus_per_trial: float = 0.0) -> SweepResult:
+    """Run every trial of the sweep grid of ``study`` and write the sweep's report.
+
+    Parameters
+    ----------
+    study : str
+        A registered study.
+    preset : str, default "cpu"
+        Preset name or YAML file; its ``sweep:`` section is the default grid.
+    overrides : dict, optional
+        Dotted keys set on every trial (``{"train.steps": 500}``).
+    grid : dict of str to list, optional
+        Axes added to (or replacing) the preset's grid, see :mod:`iclab.sweep.grid`.
+    out : path, default "runs"
+        Runs root; the sweep goes to ``out/<study>/<sweep-id>``.
+    executor : {"local", "ray"}, default "local"
+    workers : int, default 1
+        Local executor: trials run at once (1: in this process).
+    name : str, optional
+        Sweep id instead of ``<preset>-<hash of the trial configs>``.
+    model : str, optional
+        A pretrained model (name or path) measured in every trial instead of training.
+    address : str, optional
+        Ray cluster address (Ray executor).
+    gpus_per_trial : float, default 0
+        GPUs Ray reserves for each trial.
+
+    Returns
+    -------
+    SweepResult
+        Failed trials are in ``result.failed``; they do not raise.
+    """
+    if executor not in ("local", "ray"):
+        raise ConfigError(f"executor = {executor!r}; allowed: local, ray")
+    if workers < 1:
+        raise ConfigError(f"workers = {workers}; must be >= 1")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ConfigError(f"sweep name {name!r}: use letters, digits and ._- (it names a directory)")
+    if executor == "ray":
+        from iclab.sweep.ray_executor import check_ray
+
+        check_ray()  # before anything is written
+    config_cls, _ = get_study(study).load()
+    overrides = dict(overrides or {})
+    base = load_config(config_cls, study, preset, overrides)
+    full_grid = {**(getattr(base, "sweep", None) or {}), **(grid or {})}
+    trials = expand_grid(full_grid)
+    if not trials:
+        raise ConfigError(f"no sweep grid for {study} preset {preset!r}: give --grid KEY=[V1,V2] or a `sweep:` "
+                          "section in the preset")
+    configs = []
+    for t in trials:
+        try:
+            configs.append(to_yaml(load_config(config_cls, study, preset, {**overrides, **t.overrides})))
+        except ConfigError as e:
+            raise ConfigError(f"sweep trial {t.name!r}: {e}") from None
+
+    sweep_id = name or _sweep_id(preset, study, configs, [t.name for t in trials])
+    sweep_dir = Path(out) / study / sweep_id
+    records = []
+    earlier = _earlier_seconds(sweep_dir)
+    for t, cfg_yaml in zip(trials, configs):
+        path = sweep_dir / t.name
+        meta = {"preset": preset, "model": model, "overrides": {**overrides, **t.overrides}}
+        status = prepare_trial(path, study, sweep_id, t.name, cfg_yaml, meta)
+        records.append(TrialRecord(t.name, t.overrides, str(path), status,
+                                   _error_of(path) if status == "failed" else None,
+                                   earlier.get(t.name) if status == "done" else None))
+    state = {"study": study, "sweep": sweep_id, "preset": preset, "overrides": overrides, "grid": full_grid,
+             "model": model, "executor": executor, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    _save(sweep_dir, state, records)
+
+    todo = [r for r in records if r.status != "done"]
+    skipped = len(records) - len(todo)
+    console.print(f"sweep {sweep_dir}: {len(records)} trials" + (f", {skipped} already done" if skipped else ""),
+                  highlight=False, soft_wrap=True)
+    by_path = {r.path: r for r in records}
+    finished = 0
+
+    def on_done(outcome: dict[str, Any]) -> None:
+        nonlocal finished
+        finished += 1
+        r = by_path[outcome["path"]]
+        r.status, r.error, r.seconds = outcome["status"], outcome["error"], outcome["seconds"]
+        _save(sweep_dir, state, records)
+        line = f"[{finished}/{len(todo)}] {r.name}: {r.status} in {r.seconds:.0f} s"
+        console.print(line + (f" ({r.error})" if r.error else ""), highlight=False, soft_wrap=True)
+
+    for r in todo:
+        r.status = "pending"
+    paths = [r.path for r in todo]
+    if executor == "ray":
+        from iclab.sweep.ray_executor import run_ray
+
+        run_ray(paths, on_done, address=address, gpus_per_trial=gpus_per_trial)
+    else:
+        from iclab.sweep.local import run_local
+
+        run_local(paths, on_done, workers=workers)
+
+    from iclab.sweep.report import write_sweep_report
+
+    write_sweep_report(sweep_dir, state, records, _study_sections(study))
+    return SweepResult(sweep_dir, records)
+
+
+def _error_of(path: Path) -> str | None:
+    try:
+        return json.loads((path / "run.json").read_text()).get("error")
+    except (OSError, ValueError):
+        return None
+
+
+def _earlier_seconds(sweep_dir: Path) -> dict[str, float]:
+    """Wall time of each trial as an earlier run of this sweep recorded it."""
+    try:
+        trials = json.loads((sweep_dir / "sweep.json").read_text())["trials"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {t["name"]: t["seconds"] for t in trials if t.get("seconds") is not None}
+
+
+def _save(sweep_dir: Path, state: dict[str, Any], records: list[TrialRecord]) -> None:
+    data = {**state, "trials": [r.to_dict() for r in records]}
+    atomic_write_text(sweep_dir / "sweep.json", json.dumps(data, indent=2, default=str))
+
+
+def _study_sections(study: str):
+    """The study's ``sweep_sections(trials, save_figure)`` if its module defines one, else None."""
+    module = importlib.import_module(get_study(study).module)
+    return getattr(module, "sweep_sections", None)

@@ -1,0 +1,88 @@
+"""A trial on disk: a normal run directory inside the sweep directory, and how it is run.
+
+``out/<study>/<sweep-id>/<trial-name>/`` is a run directory like any other (config.yaml,
+run.json, checkpoints, results.parquet, report.html), so ``iclab resume``, ``iclab
+report`` and ``iclab results`` work on it unchanged. Its ``run.json`` has ``run`` =
+``<sweep-id>/<trial-name>`` (the ``run`` column of the results table) plus ``sweep``
+and ``trial``.
+
+A trial is prepared (config and metadata written, status ``pending``) before the sweep
+starts, then executed with :func:`iclab.api.resume`, which runs the study on an existing
+directory from its last checkpoint (from scratch when there is none) and records
+``done`` or ``failed`` with the error. So a trial interrupted by a killed sweep continues
+where it stopped, and a finished one is skipped.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from iclab.atomic import atomic_write_text
+from iclab.errors import ConfigError
+from iclab.runs.run import Run
+
+
+@dataclass
+class TrialRecord:
+    """What the sweep knows about one trial.
+
+    ``status`` is pending, running, done or failed; ``error`` is one line for a failed
+    trial; ``seconds`` is the wall time of its last execution.
+    """
+
+    name: str
+    values: dict[str, Any]
+    path: str
+    status: str = "pending"
+    error: str | None = None
+    seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prepare_trial(path: Path, study: str, sweep_id: str, trial: str, config_yaml: str,
+                  meta: dict[str, Any]) -> str:
+    """Create the trial's run directory, or check an existing one; returns its status.
+
+    Raises ConfigError when the directory holds a different config (the sweep directory
+    was reused for another sweep).
+    """
+    run = Run(path)
+    if (path / "config.yaml").is_file():
+        if run.config_yaml != config_yaml:
+            raise ConfigError(f"trial directory {path} holds a different config than this sweep's trial "
+                              f"{trial!r}; give the sweep another name (--name) or remove the directory")
+        if (path / "run.json").is_file():
+            return run.meta.get("status", "pending")
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path / "config.yaml", config_yaml)
+    run.write_meta({"study": study, "run": f"{sweep_id}/{trial}", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "status": "pending", "sweep": sweep_id, "trial": trial, **meta})
+    return "pending"
+
+
+def run_trial(path: str) -> dict[str, Any]:
+    """Execute the trial at ``path`` (a picklable top-level function for process pools and Ray).
+
+    Returns ``{"path", "status", "error", "seconds"}``. An exception of the study is
+    recorded (in the run's ``run.json`` with its traceback, and in the returned
+    ``error``), not raised: the sweep goes on. KeyboardInterrupt and SystemExit stop it.
+    """
+    from iclab.api import resume
+
+    t0 = time.perf_counter()
+    try:
+        resume(path)
+        status, error = "done", None
+    except Exception as e:  # recorded in run.json by iclab.api and returned to the sweep
+        status = "failed"
+        error = f"{type(e).__name__}: {e}".splitlines()[0]
+        meta = Run(Path(path)).meta
+        if meta.get("status") != "failed":  # failed before the study started (config, registry)
+            Run(Path(path)).update_meta(status="failed", error=error, traceback=traceback.format_exc(limit=20))
+    return {"path": path, "status": status, "error": error, "seconds": time.perf_counter() - t0}
