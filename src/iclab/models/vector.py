@@ -160,10 +160,14 @@ class VectorModel(nn.Module):
         path = Path(path)
         try:
             config = json.loads((path / CONFIG_FILE).read_text())
-            weights = load_file(path / WEIGHTS_FILE)
-        except (OSError, json.JSONDecodeError) as e:
+            spec, dim = ModelSpec(**config["spec"]), config["dim"]
+        except (OSError, ValueError, KeyError, TypeError) as e:  # missing file, bad JSON, bad spec
             raise ModelLoadError(f"{path} is not a saved VectorModel ({CONFIG_FILE} + {WEIGHTS_FILE}): {e}") from None
-        model = cls(ModelSpec(**config["spec"]), config["dim"], config.get("seed", 0), config.get("name", "transformer"))
+        try:
+            weights = load_file(path / WEIGHTS_FILE)
+        except Exception as e:  # safetensors raises its own error types on a missing or corrupt file
+            raise ModelLoadError(f"{path}/{WEIGHTS_FILE} could not be read: {e}") from None
+        model = cls(spec, dim, config.get("seed", 0), config.get("name", "transformer"))
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if missing or unexpected:
             raise ModelLoadError(f"{path}/{WEIGHTS_FILE} does not fit its config: missing {missing[:3]}, "

@@ -34,6 +34,8 @@ STUDIES: dict[str, Study] = {s.name: s for s in [
           "context (Park et al. 2025)", "iclab.studies.graph_tracing"),
     Study("icg-generalization", "In-context generation: trained models repeat R topics, and with compositional topics "
           "(M = 4) also unseen ones (Jiang et al. 2024)", "iclab.studies.icg_generalization"),
+    Study("task-vectors", "Task encoding emerges with in-context regression; task decodability tracks accuracy "
+          "and task vectors steer pretrained LMs (Han et al. 2025)", "iclab.studies.task_vectors"),
 ]}
 
 
