@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
 
 from iclab.models.capture import capture, forward_logits
 from iclab.models.hooks import hooks

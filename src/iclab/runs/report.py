@@ -103,21 +103,27 @@ def _figure(run_dir: Path, f: Figure) -> str:
             f"<figcaption>{html.escape(f.caption)}</figcaption></figure>")
 
 
-def render(run_dir: str | Path) -> Path:
-    """Write ``report.html`` of the run at ``run_dir`` from its report.json, config and figures."""
-    run_dir = Path(run_dir)
-    rep = Report.load(run_dir)
-    meta = json.loads((run_dir / "run.json").read_text())
-    config = (run_dir / "config.yaml").read_text()
-    parts = [f"<h1>{html.escape(rep.title)}</h1>",
-             f'<div class="meta">study {html.escape(meta["study"])} · run {html.escape(meta["run"])} · '
-             f'preset {html.escape(str(meta.get("preset")))} · created {html.escape(meta["created"])} · '
-             f'status {html.escape(meta.get("status", "?"))}</div>', _paragraphs(rep.summary)]
+def render_page(directory: Path, rep: Report, meta: dict[str, Any], details: tuple[str, str]) -> str:
+    """The HTML page of ``rep``: figures read from ``directory`` and inlined, ``meta`` (label →
+    value) as the line under the title, ``details = (summary, text)`` folded at the end. Runs
+    and sweeps share it, so every report looks the same."""
+    meta_line = " · ".join(f"{html.escape(k)} {html.escape(str(v))}" for k, v in meta.items())
+    parts = [f"<h1>{html.escape(rep.title)}</h1>", f'<div class="meta">{meta_line}</div>',
+             _paragraphs(rep.summary)]
     for s in rep.sections:
         parts.append(f"<h2>{html.escape(s.heading)}</h2>{_paragraphs(s.text)}")
         parts += [_table(t) for t in s.tables]
-        parts += [_figure(run_dir, f) for f in s.figures]
-    parts.append(f"<details><summary>Resolved config</summary><pre>{html.escape(config)}</pre></details>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(rep.title)}</title>"
+        parts += [_figure(directory, f) for f in s.figures]
+    parts.append(f"<details><summary>{html.escape(details[0])}</summary><pre>{html.escape(details[1])}</pre></details>")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(rep.title)}</title>"
             f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>{''.join(parts)}</body></html>")
+
+
+def render(run_dir: str | Path) -> Path:
+    """Write ``report.html`` of the run at ``run_dir`` from its report.json, config and figures."""
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    line = {"study": meta["study"], "run": meta["run"], "preset": meta.get("preset"),
+            "created": meta["created"], "status": meta.get("status", "?")}
+    page = render_page(run_dir, Report.load(run_dir), line, ("Resolved config", (run_dir / "config.yaml").read_text()))
     return atomic_write_text(run_dir / "report.html", page)

@@ -10,7 +10,6 @@ style as a run's report.
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Callable
 from dataclasses import asdict
@@ -18,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from iclab.atomic import atomic_write_text
-from iclab.runs.report import _CSS, _SCRIPT, _figure, _paragraphs, _table  # one look for every report
-from iclab.runs.report import Report, Section, Table
+from iclab.runs.report import Report, Section, Table, render_page
 from iclab.runs.run import Run
 from iclab.sweep.trials import TrialRecord
 
@@ -65,16 +63,6 @@ def _save(sweep_dir: Path, state: dict[str, Any], report: Report) -> Path:
 
 def render_sweep(sweep_dir: Path, state: dict[str, Any], report: Report) -> Path:
     """Write ``report.html`` of the sweep (figures inlined)."""
-    parts = [f"<h1>{html.escape(report.title)}</h1>",
-             f'<div class="meta">study {html.escape(state["study"])} · sweep {html.escape(state["sweep"])} · '
-             f'preset {html.escape(str(state["preset"]))} · created {html.escape(state["created"])} · '
-             f'executor {html.escape(state["executor"])}</div>', _paragraphs(report.summary)]
-    for s in report.sections:
-        parts.append(f"<h2>{html.escape(s.heading)}</h2>{_paragraphs(s.text)}")
-        parts += [_table(t) for t in s.tables]
-        parts += [_figure(sweep_dir, f) for f in s.figures]
+    line = {k: state[k] for k in ("study", "sweep", "preset", "created", "executor")}
     grid = json.dumps(state["grid"], indent=2, default=str)
-    parts.append(f"<details><summary>Sweep grid</summary><pre>{html.escape(grid)}</pre></details>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(report.title)}</title>"
-            f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>{''.join(parts)}</body></html>")
-    return atomic_write_text(sweep_dir / "report.html", page)
+    return atomic_write_text(sweep_dir / "report.html", render_page(sweep_dir, report, line, ("Sweep grid", grid)))
