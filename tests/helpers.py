@@ -16,6 +16,26 @@ TINY = ["--set", "layers=[2]", "--set", "model.d_model=32", "--set", "train.step
         "--set", "train.warmup=5"]
 
 
+def check_probe_contract(probe, model, prompts) -> None:
+    """The checks every probe passes: the same model and prompts give the same rows and
+    arrays, rows fit the schema, and no hook is left on the model."""
+    import numpy as np
+
+    from iclab.models.hooks import hook_count
+    from iclab.probes.result import ROW_COLUMNS, Row
+
+    before = hook_count(model)
+    a, b = probe(model, prompts), probe(model, prompts)
+    assert hook_count(model) == before
+    assert a.rows and a.rows == b.rows
+    for r in a.rows:
+        assert isinstance(r, Row) and r.probe == probe.name and isinstance(r.value, float)
+        assert set(vars(r)) == set(ROW_COLUMNS)
+    assert set(a.arrays) == set(b.arrays)
+    for key, arr in a.arrays.items():
+        np.testing.assert_array_equal(arr, b.arrays[key])
+
+
 def iclab(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "ICLAB_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run([*ICLAB, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -56,6 +56,11 @@ def test_a_model_saved_without_a_tokenizer_loads_without_one(tiny_lm):
     assert tokenizer is None, f"got {type(tokenizer).__name__} with {len(tokenizer)} tokens"
 
 
+def test_a_study_that_needs_a_tokenizer_refuses_a_model_without_one(tiny_lm):
+    with pytest.raises(ModelLoadError, match="no tokenizer"):
+        load_model(str(tiny_lm.path), device="cpu", need_tokenizer=True)
+
+
 def test_load_missing_path(tmp_path):
     with pytest.raises(ModelLoadError) as e:
         load_model(str(tmp_path / "no-such-model"))

@@ -1,7 +1,6 @@
 import json
 
 import pyarrow.parquet as pq
-import pytest
 
 from helpers import TINY, iclab
 

@@ -11,11 +11,10 @@ import torch
 from pydantic import ValidationError
 
 from iclab.models.build import ModelSpec, build_model
-from iclab.models.hooks import hook_count
 from iclab.probes.ablation import HeadAblation
 from iclab.probes.icl_score import ICLScore
 from iclab.probes.induction import InductionScores
-from iclab.probes.result import ROW_COLUMNS, Row
+from helpers import check_probe_contract
 from iclab.worlds import TokenBatch, VectorBatch, make_world, world_class, world_names
 
 
@@ -83,16 +82,7 @@ def model_and_prompts():
 @pytest.mark.parametrize("name", list(_probes()))
 def test_probe_rows_are_reproducible_and_fit_the_schema(name, model_and_prompts):
     model, prompts = model_and_prompts
-    probe = _probes()[name]
-    before = hook_count(model)
-    a, b = probe(model, prompts), probe(model, prompts)
-    assert hook_count(model) == before
-    assert a.rows and a.rows == b.rows
-    for r in a.rows:
-        assert isinstance(r, Row) and r.probe == probe.name and isinstance(r.value, float)
-        assert set(vars(r)) == set(ROW_COLUMNS)
-    for key, arr in a.arrays.items():
-        np.testing.assert_array_equal(arr, b.arrays[key])
+    check_probe_contract(_probes()[name], model, prompts)
 
 
 def test_probe_parameters_are_validated():

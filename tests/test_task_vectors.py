@@ -18,13 +18,13 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 import iclab
-from iclab.errors import ConfigError, ProbeInputError
+from iclab.errors import ConfigError, ModelLoadError, ProbeInputError
 from iclab.models.build import ModelSpec, build_model
 from iclab.models.capture import capture
 from iclab.models.hooks import anatomy, hook_count
 from iclab.models.names import act_name
 from iclab.probes.decodability import LabelledInputs, TaskDecodability, gather_hidden, td_result
-from iclab.probes.result import ROW_COLUMNS, Row
+from helpers import check_probe_contract
 from iclab.probes.task_accuracy import TaskAccuracy, correct, exact_match, greedy_continuations
 from iclab.probes.task_text import encode_prompts
 from iclab.probes.task_vectors import PatchingPrompts, TaskVectorPatching, patch_edits, task_vectors
@@ -253,14 +253,7 @@ def _probe_cases(lm, enc):
 
 def test_probes_are_reproducible_fit_the_schema_and_leave_no_hook(lm, bitwise_enc):
     for probe, prompts in _probe_cases(lm, bitwise_enc):
-        a, b = probe(lm, prompts), probe(lm, prompts)
-        assert hook_count(lm) == 0
-        assert a.rows and a.rows == b.rows
-        for r in a.rows:
-            assert isinstance(r, Row) and r.probe == probe.name and isinstance(r.value, float)
-            assert set(vars(r)) == set(ROW_COLUMNS)
-        for key, arr in a.arrays.items():
-            np.testing.assert_array_equal(arr, b.arrays[key])
+        check_probe_contract(probe, lm, prompts)
 
 
 def test_probe_parameters_are_validated():
@@ -344,6 +337,6 @@ def test_config_errors_name_the_key():
 
 def test_a_model_without_tokenizer_is_refused(lm, tmp_path):
     lm.save_pretrained(tmp_path / "no-tok")
-    with pytest.raises(ConfigError, match="no tokenizer"):
+    with pytest.raises(ModelLoadError, match="no tokenizer"):
         iclab.run("task-vectors", preset="cpu", overrides=NATURAL, model=str(tmp_path / "no-tok"),
                   out=tmp_path / "runs")

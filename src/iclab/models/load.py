@@ -15,7 +15,7 @@ def _looks_like_path(name: str) -> bool:
 
 
 def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dtype | None = None,
-               trust_remote_code: bool = False, with_tokenizer: bool = True
+               trust_remote_code: bool = False, with_tokenizer: bool = True, need_tokenizer: bool = False
                ) -> tuple[PreTrainedModel, object | None]:
     """Load a causal LM (and its tokenizer, if it has one) in eval mode.
 
@@ -29,6 +29,8 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
         Defaults to bfloat16 on a GPU and float32 on the CPU (bf16 is very slow on CPUs).
     trust_remote_code : bool, default False
         Off unless asked: remote code runs on this machine.
+    need_tokenizer : bool, default False
+        Refuse a model that comes without a tokenizer (studies that write prompts as text).
 
     Raises
     ------
@@ -61,4 +63,7 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
                                                       trust_remote_code=trust_remote_code)
         except Exception:  # a model trained here has no tokenizer; probes that need one say so
             tokenizer = None
+    if need_tokenizer and tokenizer is None:
+        raise ModelLoadError(f"model {name_or_path!r} has no tokenizer, and this study writes its prompts as text; "
+                             f"save one beside the model with save_pretrained")
     return model, tokenizer

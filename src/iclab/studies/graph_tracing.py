@@ -389,10 +389,7 @@ def word_walks(world: GraphWorld, tokenizer, settings: PretrainedSettings, rng: 
 
 def run_pretrained(cfg: GraphTracingConfig, run: Run, model_name: str) -> Report:
     """Trace a word-labelled graph, and the semantic-conflict rings, in a pretrained LM."""
-    model, tokenizer = load_model(model_name)
-    if tokenizer is None:
-        raise ProbeInputError(f"model {model_name!r} has no tokenizer; graph tracing writes walks as words and "
-                              "needs one (a model trained here runs without --model)")
+    model, tokenizer = load_model(model_name, need_tokenizer=True)
     settings = cfg.pretrained
     world = GraphWorld(**{**cfg.graph.model_dump(), "walk_length": settings.walk_length})
     rng = np.random.default_rng([cfg.seed, 1])

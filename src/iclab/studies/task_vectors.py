@@ -458,10 +458,7 @@ class FamilyResult:
 
 def run_pretrained(cfg: TaskVectorsConfig, run: Run, model_name: str) -> Report:
     """TD, accuracy, patching and (optionally) fine-tuning on a pretrained causal LM."""
-    model, tokenizer = load_model(model_name)
-    if tokenizer is None:
-        raise ConfigError(f"model {model_name!r} has no tokenizer; the natural tasks need one "
-                          "(save it with save_pretrained beside the model)")
+    model, tokenizer = load_model(model_name, need_tokenizer=True)
     nat = cfg.natural
     n_layers = anatomy(model).n_layers
     if cfg.patching.enabled and cfg.patching.layers is not None:
