@@ -48,10 +48,20 @@ class Run:
     def create(cls, root: str | Path, study: str, config_yaml: str, meta: dict[str, Any]) -> "Run":
         """A new run directory under ``root/study/`` with its config saved."""
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-        run = cls(Path(root) / study / run_id)
-        run.path.mkdir(parents=True, exist_ok=False)
+        path = Path(root) / study / run_id
+        path.mkdir(parents=True, exist_ok=False)  # never write into another run's directory
+        return cls.create_at(path, study, config_yaml, {"run": run_id, **meta})
+
+    @classmethod
+    def create_at(cls, path: str | Path, study: str, config_yaml: str, meta: dict[str, Any]) -> "Run":
+        """A run directory at ``path`` (e.g. a sweep's trial) with its config and run.json written.
+
+        ``meta`` may set ``run`` (default: the directory name) and ``status`` (default "running").
+        """
+        run = cls(Path(path))
+        run.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run.path / "config.yaml", config_yaml)
-        run.write_meta({"study": study, "run": run_id, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        run.write_meta({"study": study, "run": run.path.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                         "status": "running", **meta})
         return run
 

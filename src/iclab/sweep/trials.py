@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from iclab.atomic import atomic_write_text
 from iclab.errors import ConfigError
 from iclab.runs.run import Run
 
@@ -59,10 +58,8 @@ def prepare_trial(path: Path, study: str, sweep_id: str, trial: str, config_yaml
                               f"{trial!r}; give the sweep another name (--name) or remove the directory")
         if (path / "run.json").is_file():
             return run.meta.get("status", "pending")
-    path.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path / "config.yaml", config_yaml)
-    run.write_meta({"study": study, "run": f"{sweep_id}/{trial}", "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "status": "pending", "sweep": sweep_id, "trial": trial, **meta})
+    Run.create_at(path, study, config_yaml, {"run": f"{sweep_id}/{trial}", "status": "pending",
+                                             "sweep": sweep_id, "trial": trial, **meta})
     return "pending"
 
 
