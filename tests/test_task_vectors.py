@@ -306,7 +306,10 @@ def test_synthetic_part_end_to_end(tmp_path):
     assert models == {"transformer", "least-squares", "ridge", "lasso", "oracle-lasso", "averaging"}
     assert {r.pos for r in rows if r.probe == "regression"} == set(range(20))
     figures = {p.name for p in (run.path / "figures").iterdir()}
-    assert {"loss_and_td.png", "pca_by_step.png", "pca_by_layer.png", "td_profile.png", "error_vs_k.png"} <= figures
+    assert {"loss_and_td.png", "pca_by_step.png", "pca_by_layer.png", "td_profile.png", "error_vs_k.png",
+            "td_vs_loss.png"} <= figures
+    (r2,) = [r for r in rows if r.probe == "td_vs_loss"]
+    assert r2.metric == "r2" and r2.step == 20 and (np.isnan(r2.value) or 0 <= r2.value <= 1)
     assert (run.path / "report.html").is_file() and run.meta["status"] == "done"
     assert (run.path / "models" / "transformer" / "model.safetensors").is_file()
 
@@ -326,6 +329,33 @@ def test_natural_part_end_to_end(saved_lm, tmp_path):
     figures = {p.name for p in (run.path / "figures").iterdir()}
     assert {"td_bitwise.png", "td_pos.png", "td_vs_accuracy.png", "finetune_accuracy.png"} <= figures
     assert run.meta["status"] == "done"
+
+
+def test_td_and_accuracy_over_checkpoints(saved_lm, tokenizer, tmp_path):
+    second = tmp_path / "ckpt-b"
+    spec = ModelSpec(family="gpt2", n_layers=N_LAYERS, d_model=D_MODEL, n_heads=4, max_len=512)
+    build_model(spec, len(tokenizer), seed=1).save_pretrained(second)
+    tokenizer.save_pretrained(second)
+    ckpts = [str(saved_lm), str(second)]
+    overrides = {**NATURAL, "natural.shots": [1], "natural.prompting_control": False, "patching.enabled": False,
+                 "finetune.enabled": False, "natural.checkpoints": ckpts}
+    run = iclab.run("task-vectors", preset="cpu", overrides=overrides, model=str(saved_lm), out=tmp_path / "runs")
+    rows = run.load_rows()
+    over = [r for r in rows if r.metric == "accuracy_mean" and r.model in ckpts and r.step in (0, 1)]
+    assert {(r.model, r.step, r.label) for r in over} == {(c, i, f) for i, c in enumerate(ckpts)
+                                                          for f in ("bitwise", "pos")}
+    # the first checkpoint is the main model on the same prompts: the same accuracy
+    main = {r.label: r.value for r in rows if r.metric == "accuracy_mean" and r.step is None}
+    assert {r.label: r.value for r in over if r.step == 0} == main
+    assert {r.label for r in rows if r.probe == "td_vs_accuracy_checkpoints"} == {"bitwise", "pos"}
+    figures = {p.name for p in (run.path / "figures").iterdir()}
+    assert {"over_checkpoints.png", "td_vs_accuracy_checkpoints.png"} <= figures
+
+
+def test_a_missing_checkpoint_is_refused_before_any_work(saved_lm, tmp_path):
+    with pytest.raises(ConfigError, match="natural.checkpoints.*does not exist"):
+        iclab.run("task-vectors", preset="cpu", overrides={**NATURAL, "natural.checkpoints": ["./nope"]},
+                  model=str(saved_lm), out=tmp_path)
 
 
 def test_config_errors_name_the_key():

@@ -14,6 +14,17 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or Path(name).expanduser().exists() or name.count("/") > 1
 
 
+def check_model_path(name_or_path: str) -> None:
+    """Raise :class:`ModelLoadError` now if ``name_or_path`` is a local path that does not exist
+    or has no ``config.json`` (cheap; a Hub name is only checked by loading it)."""
+    path = Path(name_or_path).expanduser()
+    if _looks_like_path(name_or_path) and not path.exists():
+        raise ModelLoadError(f"model path {name_or_path!r} does not exist")
+    if path.exists() and not (path / "config.json").exists():
+        raise ModelLoadError(f"model path {name_or_path!r} has no config.json; "
+                             f"expected a directory written by save_pretrained")
+
+
 def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dtype | None = None,
                trust_remote_code: bool = False, with_tokenizer: bool = True, need_tokenizer: bool = False
                ) -> tuple[PreTrainedModel, object | None]:
@@ -41,11 +52,7 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     path = Path(name_or_path).expanduser()
-    if _looks_like_path(name_or_path) and not path.exists():
-        raise ModelLoadError(f"model path {name_or_path!r} does not exist")
-    if path.exists() and not (path / "config.json").exists():
-        raise ModelLoadError(f"model path {name_or_path!r} has no config.json; "
-                             f"expected a directory written by save_pretrained")
+    check_model_path(name_or_path)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path) if path.exists() else name_or_path,
                                                      dtype=dtype, trust_remote_code=trust_remote_code)

@@ -42,10 +42,10 @@ from pydantic import Field, field_validator, model_validator
 
 from iclab.baselines import baseline_names, error_curve, make_baseline
 from iclab.config import Frozen, TrainConfig
-from iclab.errors import ConfigError
+from iclab.errors import ConfigError, ModelLoadError
 from iclab.models.build import ModelSpec
 from iclab.models.hooks import anatomy
-from iclab.models.load import load_model
+from iclab.models.load import check_model_path, load_model
 from iclab.models.vector import VectorModel, x_position, y_position
 from iclab.probes.decodability import LabelledInputs, TaskDecodability
 from iclab.probes.result import Row
@@ -140,6 +140,10 @@ class NaturalSettings(Frozen):
     max_new_tokens : int or None, default None
         None: one more than the longest answer.
     batch_size : int, default 16
+    checkpoints : list of str, default []
+        Checkpoints of one training run, in training order (names or ``save_pretrained``
+        directories, e.g. a series of OLMo revisions saved locally): TD and accuracy at
+        ``main_shots`` are measured on each, and their R² over checkpoints reported.
     """
 
     families: list[Literal["bitwise", "pos"]] = Field(default_factory=lambda: ["bitwise", "pos"], min_length=1)
@@ -151,6 +155,7 @@ class NaturalSettings(Frozen):
     conllu: str | None = None
     max_new_tokens: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1)
+    checkpoints: list[str] = Field(default_factory=list)
 
     @field_validator("shots")
     @classmethod
@@ -371,6 +376,18 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
     rank = int(world.supports.sum(axis=1).max())  # every variant's bases have the same rank
     fig_err = run.save_figure(figs.error_vs_k(curves, float(rank)), "error_vs_k")
 
+    # ---- TD against error over the run's own checkpoints (its probe steps), one point per basis and step
+    best_layer = int(np.argmax(td[:, -1]))
+    td_task = {b: _series(rows, "td_task", "td", layer=best_layer, label=b) for b in bases}
+    over_training = [(td_task[b][s], float(loss_by_basis[b][i]) / rank, f"{b}@{s}")
+                     for i, s in enumerate(steps) for b in bases]
+    r2 = r_squared(np.array([p[0] for p in over_training]), np.array([p[1] for p in over_training]))
+    rows.append(Row("td_vs_loss", "r2", r2, layer=best_layer, step=int(steps[-1]), model="transformer",
+                    label="synthetic"))
+    run.save_rows(rows)
+    fig_scatter = run.save_figure(figs.td_vs_accuracy({"over training": over_training}, {"over training": r2},
+                                                      ylabel="eval MSE / rank", unit_y=False), "td_vs_loss")
+
     # ---- tables
     last = world.points - 1
     final = int(steps[-1])
@@ -396,6 +413,10 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
                  "its representation separates from the others, and TD rises with it."),
         sections=[Section("Summary", tables=[summary, td_table]),
                   Section("Coupled emergence", figures=figures),
+                  Section("TD against error over training",
+                          f"One point per basis and probe step (the run's checkpoints): the basis's TD at the "
+                          f"final best layer ({best_layer}) against its eval loss divided by the rank. "
+                          f"R² = {r2:.2f}.", figures=[Figure(fig_scatter, "TD against error, basis@step.")]),
                   Section("Error against in-context examples",
                           f"Squared error divided by the rank of the basis ({rank}), so predicting 0 scores ≈ 1. "
                           "oracle-lasso knows the true basis.",
@@ -465,19 +486,75 @@ def run_pretrained(cfg: TaskVectorsConfig, run: Run, model_name: str) -> Report:
         bad = [layer for layer in cfg.patching.layers if not 0 <= layer < n_layers]
         if bad:
             raise ConfigError(f"patching.layers {bad} out of range; {model_name} has layers 0..{n_layers - 1}")
+    for c in nat.checkpoints:  # before hours of measurement on the main model, not after
+        try:
+            check_model_path(c)
+        except ModelLoadError as e:
+            raise ConfigError(f"natural.checkpoints: {e}") from None
     stages = len(set(nat.shots) | {nat.main_shots}) + nat.prompting_control + cfg.patching.enabled \
         + cfg.finetune.enabled
     results: dict[str, FamilyResult] = {}
     with progress_bar() as bar:
-        task = bar.add_task(f"natural tasks, {model_name}", total=len(nat.families) * stages, info="")
+        task = bar.add_task(f"natural tasks, {model_name}",
+                            total=len(nat.families) * stages + len(nat.checkpoints), info="")
 
         def done(what: str) -> None:
             bar.update(task, advance=1, info=what)
 
         for family in nat.families:
             results[family] = measure_natural(model, tokenizer, family, cfg, model_name, n_layers, done)
-    run.save_rows([r for res in results.values() for r in res.rows])
-    return natural_report(cfg, run, model_name, n_layers, results)
+        rows = [r for res in results.values() for r in res.rows]
+        run.save_rows(rows)
+        del model
+        gc.collect()
+        over_ckpts = measure_checkpoints(cfg, done) if nat.checkpoints else None
+    if over_ckpts is not None:
+        run.save_rows(rows + over_ckpts.rows)
+    return natural_report(cfg, run, model_name, n_layers, results, over_ckpts)
+
+
+@dataclass
+class CheckpointSeries:
+    """TD and accuracy at ``main_shots`` over a series of checkpoints, per family."""
+
+    rows: list[Row]
+    td: dict[str, np.ndarray]  # family -> best-layer mean TD per checkpoint
+    accuracy: dict[str, np.ndarray]  # family -> mean accuracy per checkpoint
+    scatter: dict[str, list[tuple[float, float, str]]]  # family -> (TD of task, accuracy of task, "task@ckpt")
+    r2: dict[str, float]
+
+
+def measure_checkpoints(cfg: TaskVectorsConfig, done) -> CheckpointSeries:
+    """Every checkpoint of ``natural.checkpoints`` in turn (one in memory at a time): TD per layer and
+    accuracy per task at ``main_shots``, on the same prompts for every checkpoint. Rows carry
+    ``step`` = the checkpoint's index and ``model`` = its name."""
+    nat = cfg.natural
+    rows: list[Row] = []
+    td = {f: [] for f in nat.families}
+    acc = {f: [] for f in nat.families}
+    scatter: dict[str, list] = {f: [] for f in nat.families}
+    for i, name in enumerate(nat.checkpoints):
+        model, tokenizer = load_model(name, need_tokenizer=True)
+        for family in nat.families:
+            tasks = family_tasks(family, nat.conllu)
+            fam_rows, res = measure_family(model, tokenizer, family, tasks, nat.main_shots, cfg,
+                                           np.random.default_rng([cfg.seed, 2, nat.main_shots]), name)
+            rows += _tag(fam_rows, step=i)
+            best = int(np.argmax(res["td"]["td"]))
+            td[family].append(float(res["td"]["td"][best]))
+            acc[family].append(float(res["accuracy"]))
+            ti = {t: j for j, t in enumerate(res["td"]["tasks"])}
+            scatter[family] += [(float(res["td"]["td_task"][ti[r.label], best]), r.value,
+                                 f"{r.label.split('-', 1)[-1]}@{i}") for r in res["acc_rows"]]
+        del model
+        gc.collect()
+        done(f"checkpoint {i}")
+    r2 = {}
+    for family, pts in scatter.items():
+        r2[family] = r_squared(np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
+        rows.append(Row("td_vs_accuracy_checkpoints", "r2", r2[family], label=family))
+    return CheckpointSeries(rows, {f: np.array(v) for f, v in td.items()}, {f: np.array(v) for f, v in acc.items()},
+                            scatter, r2)
 
 
 def measure_natural(model, tokenizer, family: str, cfg: TaskVectorsConfig, model_name: str, n_layers: int,
@@ -534,7 +611,7 @@ def measure_natural(model, tokenizer, family: str, cfg: TaskVectorsConfig, model
 
 
 def natural_report(cfg: TaskVectorsConfig, run: Run, model_name: str, n_layers: int,
-                   results: dict[str, FamilyResult]) -> Report:
+                   results: dict[str, FamilyResult], over_ckpts: CheckpointSeries | None = None) -> Report:
     """Figures and tables of the natural part."""
     nat, p = cfg.natural, cfg.patching
     td_figs = [Figure(run.save_figure(figs.td_profiles(res.td_curves, np.arange(n_layers),
@@ -577,6 +654,16 @@ def natural_report(cfg: TaskVectorsConfig, run: Run, model_name: str, n_layers: 
                                 f"LoRA rank {ft.rank}, alpha {ft.alpha}, dropout {ft.dropout}, {ft.steps} steps, "
                                 "loss on the answer only.",
                                 figures=[Figure(f_acc, "Mean accuracy"), Figure(f_td, "Best-layer TD")]))
+    if over_ckpts is not None:
+        names = list(nat.checkpoints)
+        f_line = run.save_figure(figs.over_checkpoints(names, over_ckpts.td, over_ckpts.accuracy), "over_checkpoints")
+        f_sc = run.save_figure(figs.td_vs_accuracy(over_ckpts.scatter, over_ckpts.r2), "td_vs_accuracy_checkpoints")
+        sections.append(Section(
+            "Over training checkpoints",
+            f"{len(names)} checkpoints, in order: {', '.join(names)}. {nat.main_shots}-shot prompts (the same for "
+            "every checkpoint); TD at each checkpoint's best layer.",
+            figures=[Figure(f_line, "Best-layer mean TD and mean accuracy per checkpoint."),
+                     Figure(f_sc, "One point per task and checkpoint (task@index), with R².")]))
     return Report(
         title=f"Task vectors in {model_name}",
         summary=(f"Natural tasks ({', '.join(nat.families)}) with {', '.join(map(str, nat.shots))} shots: greedy "

@@ -92,8 +92,10 @@ def error_vs_k(curves: dict[str, dict[str, np.ndarray]], normalizer: float):
     return fig
 
 
-def td_vs_accuracy(points: dict[str, list[tuple[float, float, str]]], r2: dict[str, float]):
-    """Scatter of (TD, accuracy) per task and shot count, one panel per family, with R²."""
+def td_vs_accuracy(points: dict[str, list[tuple[float, float, str]]], r2: dict[str, float], *,
+                   ylabel: str = "accuracy", unit_y: bool = True):
+    """Scatter of (TD, score) per task and shot count (or checkpoint), one panel per family, with R²
+    and the least-squares line. ``unit_y``: the score is a share in [0, 1] (accuracy)."""
     fams = list(points)
     fig, axes = plt.subplots(1, len(fams), figsize=(4.4 * len(fams), 3.8), squeeze=False)
     for ax, fam in zip(axes[0], fams):
@@ -107,8 +109,9 @@ def td_vs_accuracy(points: dict[str, list[tuple[float, float, str]]], r2: dict[s
             slope, icpt = np.polyfit(tds, accs, 1)
             xs = np.linspace(tds.min(), tds.max(), 10)
             ax.plot(xs, slope * xs + icpt, "--", color="gray", lw=1)
-        ax.set(xlabel="TD of the task (best layer)", ylabel="accuracy", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02),
-               title=f"{fam}: R² = {r2[fam]:.2f}")
+        ax.set(xlabel="TD of the task (best layer)", ylabel=ylabel, xlim=(-0.02, 1.02), title=f"{fam}: R² = {r2[fam]:.2f}")
+        if unit_y:
+            ax.set_ylim(-0.02, 1.02)
     fig.tight_layout()
     return fig
 
@@ -142,5 +145,21 @@ def finetune_bars(results: dict[str, dict[str, float]], metric: str, title: str)
     ax.set_xticks(x, fams)
     ax.set(ylabel=metric, ylim=(0, 1.02), title=title)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def over_checkpoints(names: list[str], td: dict[str, np.ndarray], accuracy: dict[str, np.ndarray]):
+    """Best-layer mean TD and mean accuracy per family over a series of checkpoints (in order)."""
+    x = np.arange(len(names))
+    fig, (ax_t, ax_a) = plt.subplots(1, 2, figsize=(max(8.0, 1.1 * len(names) + 4), 3.6))
+    for (fam, v), c in zip(td.items(), _colors(len(td))):
+        ax_t.plot(x, v, "o-", color=c, label=fam)
+        ax_a.plot(x, accuracy[fam], "o-", color=c, label=fam)
+    for ax, what in ((ax_t, "best-layer mean TD"), (ax_a, "mean accuracy")):
+        ax.set_xticks(x, [n if len(n) <= 18 else "…" + n[-17:] for n in names], rotation=30, ha="right",
+                      fontsize=7)
+        ax.set(ylabel=what, ylim=(-0.02, 1.02), title=f"{what} over checkpoints")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
