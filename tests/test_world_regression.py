@@ -225,3 +225,55 @@ def test_orthant_inputs(query):
     else:
         assert 0.3 < (last == signs[:, 0]).mean() < 0.7
     assert len({tuple(s) for s in signs[:, 0]}) > 5  # orthants vary between prompts
+
+
+# ---------------------------------------------------------------- curriculum
+
+
+def test_ramp_values():
+    r = regression.Ramp(start=1, inc=1, every=100)
+    assert [r.at(s, end=4) for s in (0, 99, 100, 250, 10_000)] == [1, 1, 2, 3, 4]
+    assert regression.Ramp(start=10, inc=2, every=5).at(12, end=20) == 14
+    with pytest.raises(ValidationError, match="every"):
+        regression.Ramp(start=1, every=0)
+
+
+def test_mixture_rank_curriculum_shortens_every_basis_and_masks_x():
+    world = SparseLinearMixture(curriculum={"rank": {"start": 1, "every": 100},
+                                            "points": {"start": 10, "inc": 5, "every": 100}})
+    early = world.at_step(50)
+    assert early.active_rank == 1 and early.points == 10 and early.curriculum is None
+    batch = early.sample(np.random.default_rng(0), 64)
+    assert batch.xs.shape == (64, 10, 16)
+    first_coords = np.zeros(16, bool)
+    first_coords[[0, 4, 8, 12]] = True  # the first coordinate of each block of 4
+    assert not batch.xs[..., ~first_coords].any() and batch.xs[..., first_coords].all()
+    support = batch.info["support"]
+    assert (support.sum(axis=1) == 1).all() and not (batch.info["w"] * ~support).any()
+    assert (support.argmax(axis=1) == 4 * batch.info["basis"]).all()
+    noise = batch.ys - early.evaluate(batch.xs.astype(np.float64), batch.info)
+    assert abs(noise.std() - 0.1) < 0.01
+    assert world.at_step(150).active_rank == 2 and world.at_step(150).points == 15
+    assert world.at_step(10_000).active_rank == 4 and world.at_step(10_000).points == 20
+    # evaluations use the world itself: full rank and points
+    assert world.supports.sum(axis=1).tolist() == [4, 4, 4, 4] and world.points == 20
+
+
+def test_dims_curriculum_and_refusals():
+    world = LinearRegression(dim=8, points=5, curriculum={"dims": {"start": 2, "inc": 3, "every": 10}})
+    assert [world.at_step(s).x.active_dims for s in (0, 10, 20, 30)] == [2, 5, 8, 8]
+    xs = world.at_step(0).sample(np.random.default_rng(1), 4).xs
+    assert not xs[..., 2:].any() and xs[..., :2].all()
+    assert LinearRegression().at_step(5) == LinearRegression()
+    with pytest.raises(ValidationError, match="curriculum.rank.*sparse-linear-mixture"):
+        LinearRegression(curriculum={"rank": {"start": 1}})
+    with pytest.raises(ValidationError, match="active_rank"):
+        SparseLinearMixture(active_rank=5)
+
+
+def test_the_trainer_samples_the_world_of_each_step():
+    from iclab.train.batches import batch_at
+
+    world = SparseLinearMixture(curriculum={"points": {"start": 4, "inc": 4, "every": 10}})
+    assert batch_at(world, 0, 0, 2).xs.shape[1] == 4 and batch_at(world, 0, 25, 2).xs.shape[1] == 12
+    np.testing.assert_array_equal(batch_at(world, 0, 25, 2).xs, batch_at(world, 0, 25, 2).xs)

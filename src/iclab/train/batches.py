@@ -12,7 +12,10 @@ from iclab.worlds.base import TokenBatch, VectorBatch
 
 def batch_at(world, data_seed: int, step: int, batch_size: int):
     """The batch of ``step``: a pure function of (seed, step), so the data stream's
-    position after a resume is just the step number."""
+    position after a resume is just the step number. A world with a curriculum
+    (``at_step``) gives the world of that step."""
+    if hasattr(world, "at_step"):
+        world = world.at_step(step)
     return world.sample(np.random.default_rng([data_seed, step]), batch_size)
 
 

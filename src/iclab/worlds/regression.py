@@ -106,6 +106,57 @@ class XSampler(BaseModel):
         return self.scale * z
 
 
+class Ramp(BaseModel):
+    """A value that grows during training: ``min(end, start + inc · (step // every))``.
+
+    ``end`` is the world's own setting (its ``points``, its ``dim``, its bases' rank), so a
+    ramp never goes past the world it trains for. Garg et al. 2022's curriculum (their
+    ``start``, ``inc``, ``interval``; ``end`` there is the final value).
+
+    Parameters
+    ----------
+    start : int
+        Value at step 0; >= 1.
+    inc : int, default 1
+        Added every ``every`` steps; >= 0.
+    every : int, default 2000
+        Steps per increment; >= 1.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: int = Field(ge=1)
+    inc: int = Field(1, ge=0)
+    every: int = Field(2000, ge=1)
+
+    def at(self, step: int, end: int) -> int:
+        return min(end, self.start + self.inc * (step // self.every))
+
+
+class Curriculum(BaseModel):
+    """What ramps up during training (each optional; None keeps the world's value throughout).
+
+    Parameters
+    ----------
+    points : Ramp or None
+        In-context examples per prompt (shorter prompts first).
+    dims : Ramp or None
+        Active input coordinates (``x.active_dims``): Garg et al.'s dimension curriculum.
+    rank : Ramp or None
+        Active coordinates of each basis of a :class:`SparseLinearMixture` (its
+        ``active_rank``); other worlds refuse it.
+
+    The batch of step ``s`` comes from ``world.at_step(s)``, a pure function of ``s``, so a
+    resumed run sees the same curriculum. Evaluations use the world itself (full size).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    points: Ramp | None = None
+    dims: Ramp | None = None
+    rank: Ramp | None = None
+
+
 class RegressionWorld(World):
     """Base of the regression worlds: ``y_i = f(x_i) + ε_i``, ``ε_i ~ N(0, noise_std²)``.
 
@@ -121,6 +172,8 @@ class RegressionWorld(World):
         Standard deviation of the label noise.
     x : XSampler, default isotropic
         The input distribution.
+    curriculum : Curriculum or None, default None
+        Training-time ramps of points, input dims (or a mixture's rank); see :meth:`at_step`.
 
     A batch is a :class:`VectorBatch` with ``xs`` (batch, points, dim) and ``ys``
     (batch, points), both float32. ``ys`` is computed in float64 from the float32 ``xs``
@@ -131,6 +184,7 @@ class RegressionWorld(World):
     points: int = Field(41, ge=1)
     noise_std: float = Field(0.0, ge=0.0)
     x: XSampler = XSampler()
+    curriculum: Curriculum | None = None
 
     # Subclasses provide ``dim`` (input dimension d), as a field or a derived property.
 
@@ -142,7 +196,24 @@ class RegressionWorld(World):
     def _check_active_dims(self):
         if self.x.active_dims is not None and self.x.active_dims > self.dim:
             raise ValueError(f"x.active_dims ({self.x.active_dims}) must be <= dim ({self.dim})")
+        if self.curriculum is not None and self.curriculum.rank is not None and not self._has_rank:
+            raise ValueError(f"curriculum.rank ramps the bases of sparse-linear-mixture; {self.name} has none")
         return self
+
+    _has_rank: ClassVar[bool] = False
+
+    def at_step(self, step: int) -> "RegressionWorld":
+        """The world training samples from at ``step``: the curriculum's values at that step
+        (the world itself when it has no curriculum)."""
+        c = self.curriculum
+        if c is None:
+            return self
+        update: dict = {"curriculum": None}
+        if c.points is not None:
+            update["points"] = c.points.at(step, self.points)
+        if c.dims is not None:
+            update["x"] = self.x.model_copy(update={"active_dims": c.dims.at(step, self.x.active_dims or self.dim)})
+        return self.model_copy(update=update)
 
     def draw_functions(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         """Parameters of ``n`` functions, each array with leading axis ``batch``."""
@@ -248,8 +319,9 @@ MIXTURE_VARIANTS: dict[str, tuple[int, int, int, int]] = {
 }
 
 
-def mixture_supports(variant: str) -> np.ndarray:
-    """Support masks of a mixture variant, bool array of shape (n_bases, dim).
+def mixture_supports(variant: str, rank: int | None = None) -> np.ndarray:
+    """Support masks of a mixture variant, bool array of shape (n_bases, dim); with ``rank``,
+    only the first ``rank`` coordinates of each window.
 
     Orthogonal variants are consecutive blocks of 4 coordinates. ``"overlapping-8x16"``
     uses cyclic windows of 4 with stride 2, ``B_k = {2k, 2k+1, 2k+2, 2k+3} mod 16`` for
@@ -257,7 +329,8 @@ def mixture_supports(variant: str) -> np.ndarray:
     coordinates, and ``B_k`` and ``B_{k+2}`` are disjoint, so the bases are symmetric under
     a cyclic shift and none is special.
     """
-    n_bases, dim, rank, stride = MIXTURE_VARIANTS[variant]
+    n_bases, dim, full_rank, stride = MIXTURE_VARIANTS[variant]
+    rank = full_rank if rank is None else rank
     cols = (stride * np.arange(n_bases)[:, None] + np.arange(rank)[None, :]) % dim  # (n_bases, rank)
     supports = np.zeros((n_bases, dim), dtype=bool)
     supports[np.arange(n_bases)[:, None], cols] = True
@@ -284,6 +357,11 @@ class SparseLinearMixture(RegressionWorld):
     noise_std : float, default 0.1
         σ; the paper's σ² = 0.01.
     x : XSampler, default isotropic
+    active_rank : int or None, default None
+        Only the first ``active_rank`` coordinates of each basis are used (``w`` is zero on
+        the others, and so is ``x`` outside the union of the shortened bases); None uses
+        all. Set by a ``curriculum.rank`` ramp, which starts training on small bases.
+    curriculum : Curriculum or None, default None
 
     ``sample`` draws bases uniformly; ``prompts`` stratifies them (prompt ``b`` uses basis
     ``b mod n_bases``), so a probe gets equally many prompts per task. ``info``:
@@ -295,6 +373,23 @@ class SparseLinearMixture(RegressionWorld):
     bases: Literal["orthogonal-4x16", "orthogonal-6x24", "overlapping-8x16"] = "orthogonal-4x16"
     points: int = Field(20, ge=1)
     noise_std: float = Field(0.1, ge=0.0)
+    active_rank: int | None = Field(None, ge=1)
+
+    _has_rank: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _check_rank(self):
+        rank = MIXTURE_VARIANTS[self.bases][2]
+        if self.active_rank is not None and self.active_rank > rank:
+            raise ValueError(f"active_rank ({self.active_rank}) must be <= the rank of the bases ({rank})")
+        return self
+
+    def at_step(self, step: int) -> "SparseLinearMixture":
+        world = super().at_step(step)
+        rank = self.curriculum.rank if self.curriculum is not None else None
+        if rank is None:
+            return world
+        return world.model_copy(update={"active_rank": rank.at(step, MIXTURE_VARIANTS[self.bases][2])})
 
     @property
     def dim(self) -> int:
@@ -307,8 +402,19 @@ class SparseLinearMixture(RegressionWorld):
 
     @property
     def supports(self) -> np.ndarray:
-        """Support masks of the bases, bool array of shape (n_bases, D)."""
-        return mixture_supports(self.bases)
+        """Support masks of the bases, bool array of shape (n_bases, D) (shortened to
+        ``active_rank`` coordinates each when it is set)."""
+        return mixture_supports(self.bases, self.active_rank)
+
+    def _batch(self, rng: np.random.Generator, n: int, info: dict[str, np.ndarray]) -> VectorBatch:
+        if self.active_rank is None:
+            return super()._batch(rng, n, info)
+        used = self.supports.any(axis=0)  # (D,): x is zero off the shortened bases
+        xs = (self.x.sample(rng, n, self.points, self.dim) * used).astype(np.float32)
+        ys = self.evaluate(xs.astype(np.float64), info)
+        if self.noise_std > 0:
+            ys = ys + self.noise_std * rng.standard_normal(ys.shape)
+        return VectorBatch(xs, ys.astype(np.float32), info)
 
     def functions_for(self, rng: np.random.Generator, basis: np.ndarray) -> dict[str, np.ndarray]:
         """Weights for the given bases, ``basis`` of shape (batch,) in ``[0, n_bases)``."""
