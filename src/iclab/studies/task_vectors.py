@@ -407,7 +407,8 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
         summary=(f"A {cfg.model.family} transformer ({n_layers} layers, width {cfg.model.d_model}, "
                  f"{cfg.model.n_heads} heads) with a linear read-in/read-out, trained {cfg.train.steps} steps "
                  f"(batch {cfg.train.batch_size}) on the {world.bases} mixture of sparse linear regressions "
-                 f"(D = {world.dim}, {world.n_bases} bases, K = {world.points}, σ = {world.noise_std}). "
+                 f"(D = {world.dim}, {world.n_bases} bases, K = {world.points}, σ = {world.noise_std}"
+                 f"{_curriculum_text(world)}). "
                  f"TD at step 0: best {td_init.max():.2f}; at step {final}: best {td_final.max():.2f} "
                  f"(layer {int(np.argmax(td_final))}). Han et al. (ICML 2025): the loss of each basis falls as "
                  "its representation separates from the others, and TD rises with it."),
@@ -421,6 +422,15 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
                           f"Squared error divided by the rank of the basis ({rank}), so predicting 0 scores ≈ 1. "
                           "oracle-lasso knows the true basis.",
                           figures=[Figure(fig_err, "One panel per basis; the transformer is the thick line.")])])
+
+
+def _curriculum_text(world: SparseLinearMixture) -> str:
+    c = world.curriculum
+    if c is None:
+        return ""
+    ramps = [f"{name} from {r.start} by {r.inc} every {r.every} steps" for name, r in
+             (("basis rank", c.rank), ("points", c.points), ("input dims", c.dims)) if r is not None]
+    return "; curriculum: " + ", ".join(ramps) if ramps else ""
 
 
 # ================================================================== natural part
