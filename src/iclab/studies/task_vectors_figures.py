@@ -103,8 +103,9 @@ def td_vs_accuracy(points: dict[str, list[tuple[float, float, str]]], r2: dict[s
         tds = np.array([p[0] for p in pts])
         accs = np.array([p[1] for p in pts])
         ax.scatter(tds, accs, s=18)
-        for td, acc, name in pts:
-            ax.annotate(name, (td, acc), fontsize=6, alpha=0.7)
+        if len(pts) <= 40:  # beyond that the names hide the points
+            for td, acc, name in pts:
+                ax.annotate(name, (td, acc), fontsize=6, alpha=0.7)
         if len(pts) >= 2 and np.ptp(tds) > 0:
             slope, icpt = np.polyfit(tds, accs, 1)
             xs = np.linspace(tds.min(), tds.max(), 10)
