@@ -381,7 +381,7 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
     td_task = {b: _series(rows, "td_task", "td", layer=best_layer, label=b) for b in bases}
     over_training = [(td_task[b][s], float(loss_by_basis[b][i]) / rank, f"{b}@{s}")
                      for i, s in enumerate(steps) for b in bases]
-    r2 = r_squared(np.array([p[0] for p in over_training]), np.array([p[1] for p in over_training]))
+    r2 = points_r2(over_training)
     rows.append(Row("td_vs_loss", "r2", r2, layer=best_layer, step=int(steps[-1]), model="transformer",
                     label="synthetic"))
     run.save_rows(rows)
@@ -456,6 +456,19 @@ def r_squared(x: np.ndarray, y: np.ndarray) -> float:
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1] ** 2)
+
+
+def td_accuracy_points(res: dict, layer: int, tag) -> list[tuple[float, float, str]]:
+    """(TD of the task at ``layer``, accuracy of the task, "task@tag") per task of a
+    :func:`measure_family` result (Null excluded: it has no accuracy)."""
+    ti = {t: i for i, t in enumerate(res["td"]["tasks"])}
+    return [(float(res["td"]["td_task"][ti[r.label], layer]), r.value, f"{r.label.split('-', 1)[-1]}@{tag}")
+            for r in res["acc_rows"]]
+
+
+def points_r2(points: list[tuple[float, float, str]]) -> float:
+    """R² of the second coordinate on the first over ``points``."""
+    return r_squared(np.array([p[0] for p in points]), np.array([p[1] for p in points]))
 
 
 def measure_family(model, tokenizer, family: str, tasks: dict, shots: int, cfg: TaskVectorsConfig, rng,
@@ -553,15 +566,13 @@ def measure_checkpoints(cfg: TaskVectorsConfig, done) -> CheckpointSeries:
             best = int(np.argmax(res["td"]["td"]))
             td[family].append(float(res["td"]["td"][best]))
             acc[family].append(float(res["accuracy"]))
-            ti = {t: j for j, t in enumerate(res["td"]["tasks"])}
-            scatter[family] += [(float(res["td"]["td_task"][ti[r.label], best]), r.value,
-                                 f"{r.label.split('-', 1)[-1]}@{i}") for r in res["acc_rows"]]
+            scatter[family] += td_accuracy_points(res, best, i)
         del model
         gc.collect()
         done(f"checkpoint {i}")
     r2 = {}
     for family, pts in scatter.items():
-        r2[family] = r_squared(np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
+        r2[family] = points_r2(pts)
         rows.append(Row("td_vs_accuracy_checkpoints", "r2", r2[family], label=family))
     return CheckpointSeries(rows, {f: np.array(v) for f, v in td.items()}, {f: np.array(v) for f, v in acc.items()},
                             scatter, r2)
@@ -583,13 +594,8 @@ def measure_natural(model, tokenizer, family: str, cfg: TaskVectorsConfig, model
     best_layer = int(main["layers"][np.argmax(main["td"])])
 
     # TD of each task at the best layer of the main shot count, against its accuracy
-    scatter = []
-    for s in nat.shots:
-        res = by_shots[s]
-        ti = {t: i for i, t in enumerate(res["td"]["tasks"])}
-        scatter += [(float(res["td"]["td_task"][ti[r.label], best_layer]), r.value,
-                     f"{r.label.split('-', 1)[-1]}@{s}") for r in res["acc_rows"]]
-    r2 = r_squared(np.array([p[0] for p in scatter]), np.array([p[1] for p in scatter]))
+    scatter = [p for s in nat.shots for p in td_accuracy_points(by_shots[s], best_layer, s)]
+    r2 = points_r2(scatter)
     rows.append(Row("td_vs_accuracy", "r2", r2, layer=best_layer, model=model_name, label=family))
 
     if nat.prompting_control:

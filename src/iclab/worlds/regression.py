@@ -196,11 +196,10 @@ class RegressionWorld(World):
     def _check_active_dims(self):
         if self.x.active_dims is not None and self.x.active_dims > self.dim:
             raise ValueError(f"x.active_dims ({self.x.active_dims}) must be <= dim ({self.dim})")
-        if self.curriculum is not None and self.curriculum.rank is not None and not self._has_rank:
+        ramps_rank = self.curriculum is not None and self.curriculum.rank is not None
+        if ramps_rank and "active_rank" not in type(self).model_fields:
             raise ValueError(f"curriculum.rank ramps the bases of sparse-linear-mixture; {self.name} has none")
         return self
-
-    _has_rank: ClassVar[bool] = False
 
     def at_step(self, step: int) -> "RegressionWorld":
         """The world training samples from at ``step``: the curriculum's values at that step
@@ -227,8 +226,12 @@ class RegressionWorld(World):
         info = self.draw_functions(rng, n)
         return self._batch(rng, n, info)
 
+    def _inputs(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Inputs of ``n`` prompts, (batch, points, dim) float64, from the input distribution."""
+        return self.x.sample(rng, n, self.points, self.dim)
+
     def _batch(self, rng: np.random.Generator, n: int, info: dict[str, np.ndarray]) -> VectorBatch:
-        xs = self.x.sample(rng, n, self.points, self.dim).astype(np.float32)  # (batch, points, dim)
+        xs = self._inputs(rng, n).astype(np.float32)  # (batch, points, dim)
         ys = self.evaluate(xs.astype(np.float64), info)  # (batch, points)
         if self.noise_std > 0:
             ys = ys + self.noise_std * rng.standard_normal(ys.shape)
@@ -375,8 +378,6 @@ class SparseLinearMixture(RegressionWorld):
     noise_std: float = Field(0.1, ge=0.0)
     active_rank: int | None = Field(None, ge=1)
 
-    _has_rank: ClassVar[bool] = True
-
     @model_validator(mode="after")
     def _check_rank(self):
         rank = MIXTURE_VARIANTS[self.bases][2]
@@ -406,15 +407,11 @@ class SparseLinearMixture(RegressionWorld):
         ``active_rank`` coordinates each when it is set)."""
         return mixture_supports(self.bases, self.active_rank)
 
-    def _batch(self, rng: np.random.Generator, n: int, info: dict[str, np.ndarray]) -> VectorBatch:
+    def _inputs(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        xs = super()._inputs(rng, n)
         if self.active_rank is None:
-            return super()._batch(rng, n, info)
-        used = self.supports.any(axis=0)  # (D,): x is zero off the shortened bases
-        xs = (self.x.sample(rng, n, self.points, self.dim) * used).astype(np.float32)
-        ys = self.evaluate(xs.astype(np.float64), info)
-        if self.noise_std > 0:
-            ys = ys + self.noise_std * rng.standard_normal(ys.shape)
-        return VectorBatch(xs, ys.astype(np.float32), info)
+            return xs
+        return xs * self.supports.any(axis=0)  # x is zero off the shortened bases
 
     def functions_for(self, rng: np.random.Generator, basis: np.ndarray) -> dict[str, np.ndarray]:
         """Weights for the given bases, ``basis`` of shape (batch,) in ``[0, n_bases)``."""
