@@ -16,13 +16,14 @@ import pytest
 import iclab
 from iclab.probes.result import Row
 
-# Known failure (2026-11-25, measured on this 2-core CPU): the cpu preset (Llama-style, 3 layers,
-# width 64, rank and points curriculum, 10K steps) learns in-context regression but not the
-# bases: error at K = 20 is 0.37-0.70 of predicting 0 per basis vs OLS 0.01-0.03, and the best
-# TD stays at chance (0.23 -> 0.25). 21K steps of the same recipe reach 0.26-0.37, TD still
-# 0.23-0.28. The margins stand; what must change is the recipe or the scale (paper preset, GPU).
-pytestmark = [pytest.mark.slow, pytest.mark.xfail(reason="cpu preset learns regression but not the bases yet; "
-                                                         "see the closing notes of issue 6", strict=False)]
+# Measured 2026-11-26 on this 2-core CPU (fresh clone, `make science`; training alone runs at
+# about 66 s per 1000 steps on an idle machine, so 35 minutes): the cpu preset (Llama-style, 6 layers, width 64, rank and points
+# curriculum, 30K steps) learns bases 1 and 3 first (at about 5K and 10K steps) and 0 and 2
+# together later. Error at K = 20 per basis, transformer vs OLS: 0.026 / 0.027 / 0.023 / 0.012
+# vs 0.028 / 0.012 / 0.014 / 0.021 (beats OLS on bases 0 and 3). Best mean TD: 0.245 at
+# step 0, 0.675 at 30K (per basis at layer 5: 0.48 / 0.93 / 0.43 / 0.86; the kNN errors are
+# 0 <-> 2 and 1 <-> 3 only: the bases are split in two pairs, and 0 from 2 not at all), so the TD margin still fails. The margins stand.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +58,8 @@ def test_transformer_beats_ols_at_k20_on_some_basis(rows):
     assert any(model[b] < ols[b] for b in model)
 
 
+@pytest.mark.xfail(reason="best mean TD reaches 0.68, not 0.8: the cpu preset separates bases 1 and 3 "
+                          "but not 0 from 2; see the closing notes of issue 6", strict=False)
 def test_task_decodability_rises_from_chance(rows):
     final = max(r.step for r in rows if r.metric == "td")
     print(f"best mean TD: step 0 {_best_td(rows, 0):.3f}, step {final} {_best_td(rows, final):.3f}")
