@@ -269,6 +269,24 @@ def test_dims_curriculum_and_refusals():
         LinearRegression(curriculum={"rank": {"start": 1}})
     with pytest.raises(ValidationError, match="active_rank"):
         SparseLinearMixture(active_rank=5)
+    with pytest.raises(ValidationError, match="curriculum.bases.*sparse-linear-mixture"):
+        LinearRegression(curriculum={"bases": {"start": 1}})
+    with pytest.raises(ValidationError, match="active_bases"):
+        SparseLinearMixture(active_bases=5)
+
+
+def test_mixture_bases_curriculum_introduces_the_bases_in_order():
+    world = SparseLinearMixture(curriculum={"bases": {"start": 1, "inc": 1, "every": 100}})
+    rng = np.random.default_rng(0)
+    seen = [set(world.at_step(s).sample(rng, 400).info["basis"].tolist()) for s in (0, 150, 250, 999)]
+    assert seen == [{0}, {0, 1}, {0, 1, 2}, {0, 1, 2, 3}]
+    early = world.at_step(0)
+    assert early.active_bases == 1 and early.active_rank is None and early.curriculum is None
+    # x keeps all 16 coordinates (it must not reveal which bases are in play); w only basis 0's
+    batch = early.sample(rng, 64)
+    assert batch.xs.all() and not batch.info["w"][:, 4:].any()
+    # evaluations stratify over every basis whatever the curriculum
+    assert set(world.prompts(rng, 8).info["basis"].tolist()) == {0, 1, 2, 3}
 
 
 def test_the_trainer_samples_the_world_of_each_step():

@@ -429,7 +429,8 @@ def _curriculum_text(world: SparseLinearMixture) -> str:
     if c is None:
         return ""
     ramps = [f"{name} from {r.start} by {r.inc} every {r.every} steps" for name, r in
-             (("basis rank", c.rank), ("points", c.points), ("input dims", c.dims)) if r is not None]
+             (("bases", c.bases), ("basis rank", c.rank), ("points", c.points), ("input dims", c.dims))
+             if r is not None]
     return "; curriculum: " + ", ".join(ramps) if ramps else ""
 
 

@@ -145,6 +145,9 @@ class Curriculum(BaseModel):
     rank : Ramp or None
         Active coordinates of each basis of a :class:`SparseLinearMixture` (its
         ``active_rank``); other worlds refuse it.
+    bases : Ramp or None
+        Bases in a :class:`SparseLinearMixture`'s training mixture (its ``active_bases``:
+        the first n), so latent tasks are introduced one after another; other worlds refuse it.
 
     The batch of step ``s`` comes from ``world.at_step(s)``, a pure function of ``s``, so a
     resumed run sees the same curriculum. Evaluations use the world itself (full size).
@@ -155,6 +158,7 @@ class Curriculum(BaseModel):
     points: Ramp | None = None
     dims: Ramp | None = None
     rank: Ramp | None = None
+    bases: Ramp | None = None
 
 
 class RegressionWorld(World):
@@ -196,9 +200,10 @@ class RegressionWorld(World):
     def _check_active_dims(self):
         if self.x.active_dims is not None and self.x.active_dims > self.dim:
             raise ValueError(f"x.active_dims ({self.x.active_dims}) must be <= dim ({self.dim})")
-        ramps_rank = self.curriculum is not None and self.curriculum.rank is not None
-        if ramps_rank and "active_rank" not in type(self).model_fields:
-            raise ValueError(f"curriculum.rank ramps the bases of sparse-linear-mixture; {self.name} has none")
+        for key, field in (("rank", "active_rank"), ("bases", "active_bases")):
+            ramps = self.curriculum is not None and getattr(self.curriculum, key) is not None
+            if ramps and field not in type(self).model_fields:
+                raise ValueError(f"curriculum.{key} ramps the bases of sparse-linear-mixture; {self.name} has none")
         return self
 
     def at_step(self, step: int) -> "RegressionWorld":
@@ -364,6 +369,9 @@ class SparseLinearMixture(RegressionWorld):
         Only the first ``active_rank`` coordinates of each basis are used (``w`` is zero on
         the others, and so is ``x`` outside the union of the shortened bases); None uses
         all. Set by a ``curriculum.rank`` ramp, which starts training on small bases.
+    active_bases : int or None, default None
+        ``sample`` draws only the first ``active_bases`` bases; None draws from all. Set by a
+        ``curriculum.bases`` ramp. ``prompts`` and ``prompts_for_basis`` (evaluation) ignore it.
     curriculum : Curriculum or None, default None
 
     ``sample`` draws bases uniformly; ``prompts`` stratifies them (prompt ``b`` uses basis
@@ -377,20 +385,29 @@ class SparseLinearMixture(RegressionWorld):
     points: int = Field(20, ge=1)
     noise_std: float = Field(0.1, ge=0.0)
     active_rank: int | None = Field(None, ge=1)
+    active_bases: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
-    def _check_rank(self):
-        rank = MIXTURE_VARIANTS[self.bases][2]
+    def _check_active(self):
+        n_bases, _, rank, _ = MIXTURE_VARIANTS[self.bases]
         if self.active_rank is not None and self.active_rank > rank:
             raise ValueError(f"active_rank ({self.active_rank}) must be <= the rank of the bases ({rank})")
+        if self.active_bases is not None and self.active_bases > n_bases:
+            raise ValueError(f"active_bases ({self.active_bases}) must be <= the number of bases ({n_bases})")
         return self
 
     def at_step(self, step: int) -> "SparseLinearMixture":
         world = super().at_step(step)
-        rank = self.curriculum.rank if self.curriculum is not None else None
-        if rank is None:
+        c = self.curriculum
+        if c is None:
             return world
-        return world.model_copy(update={"active_rank": rank.at(step, MIXTURE_VARIANTS[self.bases][2])})
+        n_bases, _, rank, _ = MIXTURE_VARIANTS[self.bases]
+        update = {}
+        if c.rank is not None:
+            update["active_rank"] = c.rank.at(step, rank)
+        if c.bases is not None:
+            update["active_bases"] = c.bases.at(step, n_bases)
+        return world.model_copy(update=update)
 
     @property
     def dim(self) -> int:
@@ -423,7 +440,7 @@ class SparseLinearMixture(RegressionWorld):
         return {"basis": basis, "w": w, "support": support}
 
     def draw_functions(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-        return self.functions_for(rng, rng.integers(0, self.n_bases, size=n))
+        return self.functions_for(rng, rng.integers(0, self.active_bases or self.n_bases, size=n))
 
     def evaluate(self, xs: np.ndarray, info: dict[str, np.ndarray]) -> np.ndarray:
         return _linear(xs, info["w"])
