@@ -17,12 +17,13 @@ import iclab
 from iclab.probes.result import Row
 
 # Measured 2026-11-26 on this 2-core CPU (fresh clone, `make science`; training alone runs at
-# about 66 s per 1000 steps on an idle machine, so 35 minutes): the cpu preset (Llama-style, 6 layers, width 64, rank and points
-# curriculum, 30K steps) learns bases 1 and 3 first (at about 5K and 10K steps) and 0 and 2
-# together later. Error at K = 20 per basis, transformer vs OLS: 0.026 / 0.027 / 0.023 / 0.012
-# vs 0.028 / 0.012 / 0.014 / 0.021 (beats OLS on bases 0 and 3). Best mean TD: 0.245 at
-# step 0, 0.675 at 30K (per basis at layer 5: 0.48 / 0.93 / 0.43 / 0.86; the kNN errors are
-# 0 <-> 2 and 1 <-> 3 only: the bases are split in two pairs, and 0 from 2 not at all), so the TD margin still fails. The margins stand.
+# about 66 s per 1000 steps on an idle machine, so 35 minutes): the cpu preset (Llama-style,
+# 6 layers, width 64, rank and points curriculum, 30K steps) learns bases 1 and 3 first (at
+# about 5K and 10K steps) and 0 and 2 together later. Error at K = 20 per basis, transformer
+# vs OLS: 0.026 / 0.027 / 0.023 / 0.012 vs 0.028 / 0.012 / 0.014 / 0.021 (below OLS on bases
+# 0 and 3). Best mean TD: 0.245 at step 0, 0.675 at 30K (per basis at layer 5: 0.48 / 0.93 /
+# 0.43 / 0.86; the kNN errors are 0 <-> 2 and 1 <-> 3 only, and 0 is not told from 2), so the
+# TD margin still fails. The margins stand.
 pytestmark = pytest.mark.slow
 
 

@@ -557,10 +557,10 @@ def measure_checkpoints(cfg: TaskVectorsConfig, done) -> CheckpointSeries:
     td = {f: [] for f in nat.families}
     acc = {f: [] for f in nat.families}
     scatter: dict[str, list] = {f: [] for f in nat.families}
+    tasks_of = {f: family_tasks(f, nat.conllu) for f in nat.families}  # the same tasks for every checkpoint
     for i, name in enumerate(nat.checkpoints):
         model, tokenizer = load_model(name, need_tokenizer=True)
-        for family in nat.families:
-            tasks = family_tasks(family, nat.conllu)
+        for family, tasks in tasks_of.items():
             fam_rows, res = measure_family(model, tokenizer, family, tasks, nat.main_shots, cfg,
                                            np.random.default_rng([cfg.seed, 2, nat.main_shots]), name)
             rows += _tag(fam_rows, step=i)

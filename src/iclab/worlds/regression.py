@@ -177,7 +177,8 @@ class RegressionWorld(World):
     x : XSampler, default isotropic
         The input distribution.
     curriculum : Curriculum or None, default None
-        Training-time ramps of points, input dims (or a mixture's rank); see :meth:`at_step`.
+        Training-time ramps of points, input dims (or a mixture's rank and bases); see
+        :meth:`at_step`.
 
     A batch is a :class:`VectorBatch` with ``xs`` (batch, points, dim) and ``ys``
     (batch, points), both float32. ``ys`` is computed in float64 from the float32 ``xs``
