@@ -290,7 +290,7 @@ SYNTHETIC = {"train.steps": 20, "train.eval_every": 10, "train.ckpt_every": 10, 
              "train.warmup": 2, "model.n_layers": 2, "model.d_model": 32, "model.n_heads": 2,
              "probe.n_per_basis": 12, "probe.eval_per_basis": 3, "probe.umap": False,
              "world.curriculum": {"bases": {"start": 2, "every": 10}, "rank": {"start": 1, "every": 10},
-                                  "points": {"start": 10, "inc": 5, "every": 8}}}
+                                  "points": {"start": 10, "inc": 5, "every": 8}, "rank_per_basis": True}}
 NATURAL = {"natural.shots": [0, 1], "natural.main_shots": 1, "natural.n_prompts": 11, "natural.k": 3,
            "natural.batch_size": 32, "patching.demo_prompts": 3, "patching.query_prompts": 3,
            "patching.n_seeds": 3, "patching.layers": [0, 1], "finetune.enabled": True, "finetune.n_layers": 1,
@@ -313,7 +313,7 @@ def test_synthetic_part_end_to_end(tmp_path):
     (r2,) = [r for r in rows if r.probe == "td_vs_loss"]
     assert r2.metric == "r2" and r2.step == 20 and (np.isnan(r2.value) or 0 <= r2.value <= 1)
     assert (run.path / "report.html").is_file() and run.meta["status"] == "done"
-    assert "curriculum: bases from 2 by 1 every 10 steps, basis rank from 1 by 1 every 10 steps, points from 10 by 5" in (run.path / "report.html").read_text()
+    assert "curriculum: bases from 2 by 1 every 10 steps, basis rank from 1 by 1 every 10 steps, points from 10 by 5 every 8 steps, the rank ramp restarting for each basis as it enters" in (run.path / "report.html").read_text()
     assert (run.path / "models" / "transformer" / "model.safetensors").is_file()
 
 

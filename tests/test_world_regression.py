@@ -289,6 +289,42 @@ def test_mixture_bases_curriculum_introduces_the_bases_in_order():
     assert set(world.prompts(rng, 8).info["basis"].tolist()) == {0, 1, 2, 3}
 
 
+def test_rank_per_basis_restarts_the_rank_ramp_for_each_new_basis():
+    world = SparseLinearMixture(curriculum={"rank": {"start": 1, "every": 100},
+                                            "bases": {"start": 2, "inc": 1, "every": 300},
+                                            "rank_per_basis": True})
+    assert [world.curriculum.entry_step(k) for k in range(4)] == [0, 0, 300, 600]
+    # basis k has rank 1 + (step - entry_k) // 100, capped at 4; 1 before it enters
+    assert world.at_step(0).active_rank == (1, 1, 1, 1)
+    assert world.at_step(250).active_rank == (3, 3, 1, 1)
+    assert world.at_step(450).active_rank == (4, 4, 2, 1)
+    assert world.at_step(10_000).active_rank == (4, 4, 4, 4)
+    mid = world.at_step(450)
+    assert mid.supports.sum(axis=1).tolist() == [4, 4, 2, 1]
+    batch = mid.sample(np.random.default_rng(0), 400)
+    assert set(batch.info["basis"].tolist()) == {0, 1, 2}
+    assert (batch.info["support"].sum(axis=1) == np.array([4, 4, 2])[batch.info["basis"]]).all()
+    used = np.zeros(16, bool)
+    used[[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12]] = True  # x lives on the union of the shortened bases
+    assert not batch.xs[..., ~used].any() and batch.xs[..., used].all()
+    assert world.supports.sum(axis=1).tolist() == [4, 4, 4, 4]
+
+
+def test_per_basis_ranks_and_their_refusals():
+    np.testing.assert_array_equal(mixture_supports("orthogonal-4x16", (4, 4, 4, 4)), mixture_supports("orthogonal-4x16"))
+    s = mixture_supports("overlapping-8x16", (1, 2, 3, 4, 1, 2, 3, 4))
+    assert s.sum(axis=1).tolist() == [1, 2, 3, 4, 1, 2, 3, 4] and s[3, [6, 7, 8, 9]].all()
+    with pytest.raises(ValidationError, match="active_rank has 3 entries"):
+        SparseLinearMixture(active_rank=(1, 2, 3))
+    with pytest.raises(ValidationError, match=r"active_rank \(\(1, 0, 1, 1\)\) must be between 1 and"):
+        SparseLinearMixture(active_rank=(1, 0, 1, 1))
+    with pytest.raises(ValidationError, match="rank_per_basis needs both"):
+        SparseLinearMixture(curriculum={"rank": {"start": 1}, "rank_per_basis": True})
+    stuck = SparseLinearMixture(curriculum={"rank": {"start": 1, "every": 10}, "bases": {"start": 1, "inc": 0},
+                                            "rank_per_basis": True})
+    assert stuck.curriculum.entry_step(1) is None and stuck.at_step(100).active_rank == (4, 1, 1, 1)
+
+
 def test_the_trainer_samples_the_world_of_each_step():
     from iclab.train.batches import batch_at
 

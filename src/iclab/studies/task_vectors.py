@@ -431,6 +431,8 @@ def _curriculum_text(world: SparseLinearMixture) -> str:
     ramps = [f"{name} from {r.start} by {r.inc} every {r.every} steps" for name, r in
              (("bases", c.bases), ("basis rank", c.rank), ("points", c.points), ("input dims", c.dims))
              if r is not None]
+    if c.rank_per_basis:
+        ramps.append("the rank ramp restarting for each basis as it enters")
     return "; curriculum: " + ", ".join(ramps) if ramps else ""
 
 

@@ -148,6 +148,10 @@ class Curriculum(BaseModel):
     bases : Ramp or None
         Bases in a :class:`SparseLinearMixture`'s training mixture (its ``active_bases``:
         the first n), so latent tasks are introduced one after another; other worlds refuse it.
+    rank_per_basis : bool, default False
+        With both ``rank`` and ``bases``: the rank ramp starts again for each basis at the
+        step it enters the mixture (its ``active_rank`` becomes one rank per basis), so a
+        basis added late starts small too instead of at the rank the others have reached.
 
     The batch of step ``s`` comes from ``world.at_step(s)``, a pure function of ``s``, so a
     resumed run sees the same curriculum. Evaluations use the world itself (full size).
@@ -159,6 +163,23 @@ class Curriculum(BaseModel):
     dims: Ramp | None = None
     rank: Ramp | None = None
     bases: Ramp | None = None
+    rank_per_basis: bool = False
+
+    @model_validator(mode="after")
+    def _check_rank_per_basis(self):
+        if self.rank_per_basis and (self.rank is None or self.bases is None):
+            raise ValueError("curriculum.rank_per_basis needs both curriculum.rank and curriculum.bases")
+        return self
+
+    def entry_step(self, basis: int) -> int | None:
+        """First step at which ``basis`` is in the training mixture of the ``bases`` ramp
+        (None if it never is)."""
+        b = self.bases
+        if basis < b.start:
+            return 0
+        if b.inc == 0:
+            return None
+        return b.every * -(-(basis + 1 - b.start) // b.inc)
 
 
 class RegressionWorld(World):
@@ -328,9 +349,9 @@ MIXTURE_VARIANTS: dict[str, tuple[int, int, int, int]] = {
 }
 
 
-def mixture_supports(variant: str, rank: int | None = None) -> np.ndarray:
+def mixture_supports(variant: str, rank: int | tuple[int, ...] | None = None) -> np.ndarray:
     """Support masks of a mixture variant, bool array of shape (n_bases, dim); with ``rank``,
-    only the first ``rank`` coordinates of each window.
+    only the first ``rank`` coordinates of each window (a tuple: one rank per basis).
 
     Orthogonal variants are consecutive blocks of 4 coordinates. ``"overlapping-8x16"``
     uses cyclic windows of 4 with stride 2, ``B_k = {2k, 2k+1, 2k+2, 2k+3} mod 16`` for
@@ -339,10 +360,12 @@ def mixture_supports(variant: str, rank: int | None = None) -> np.ndarray:
     a cyclic shift and none is special.
     """
     n_bases, dim, full_rank, stride = MIXTURE_VARIANTS[variant]
-    rank = full_rank if rank is None else rank
-    cols = (stride * np.arange(n_bases)[:, None] + np.arange(rank)[None, :]) % dim  # (n_bases, rank)
+    ranks = np.broadcast_to(np.asarray(full_rank if rank is None else rank), (n_bases,))
+    j = np.arange(full_rank)
+    cols = (stride * np.arange(n_bases)[:, None] + j[None, :]) % dim  # (n_bases, full_rank)
+    keep = j[None, :] < ranks[:, None]  # (n_bases, full_rank)
     supports = np.zeros((n_bases, dim), dtype=bool)
-    supports[np.arange(n_bases)[:, None], cols] = True
+    supports[np.nonzero(keep)[0], cols[keep]] = True
     return supports
 
 
@@ -366,10 +389,11 @@ class SparseLinearMixture(RegressionWorld):
     noise_std : float, default 0.1
         σ; the paper's σ² = 0.01.
     x : XSampler, default isotropic
-    active_rank : int or None, default None
+    active_rank : int, tuple of int, or None, default None
         Only the first ``active_rank`` coordinates of each basis are used (``w`` is zero on
-        the others, and so is ``x`` outside the union of the shortened bases); None uses
-        all. Set by a ``curriculum.rank`` ramp, which starts training on small bases.
+        the others, and so is ``x`` outside the union of the shortened bases); a tuple gives
+        one rank per basis; None uses all. Set by a ``curriculum.rank`` ramp, which starts
+        training on small bases (per basis with ``curriculum.rank_per_basis``).
     active_bases : int or None, default None
         ``sample`` draws only the first ``active_bases`` bases; None draws from all. Set by a
         ``curriculum.bases`` ramp. ``prompts`` and ``prompts_for_basis`` (evaluation) ignore it.
@@ -385,14 +409,18 @@ class SparseLinearMixture(RegressionWorld):
     bases: Literal["orthogonal-4x16", "orthogonal-6x24", "overlapping-8x16"] = "orthogonal-4x16"
     points: int = Field(20, ge=1)
     noise_std: float = Field(0.1, ge=0.0)
-    active_rank: int | None = Field(None, ge=1)
+    active_rank: int | tuple[int, ...] | None = None
     active_bases: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _check_active(self):
         n_bases, _, rank, _ = MIXTURE_VARIANTS[self.bases]
-        if self.active_rank is not None and self.active_rank > rank:
-            raise ValueError(f"active_rank ({self.active_rank}) must be <= the rank of the bases ({rank})")
+        if self.active_rank is not None:
+            ranks = (self.active_rank,) if isinstance(self.active_rank, int) else self.active_rank
+            if isinstance(self.active_rank, tuple) and len(ranks) != n_bases:
+                raise ValueError(f"active_rank has {len(ranks)} entries; {self.bases} has {n_bases} bases")
+            if not all(1 <= r <= rank for r in ranks):
+                raise ValueError(f"active_rank ({self.active_rank}) must be between 1 and the rank of the bases ({rank})")
         if self.active_bases is not None and self.active_bases > n_bases:
             raise ValueError(f"active_bases ({self.active_bases}) must be <= the number of bases ({n_bases})")
         return self
@@ -404,7 +432,10 @@ class SparseLinearMixture(RegressionWorld):
             return world
         n_bases, _, rank, _ = MIXTURE_VARIANTS[self.bases]
         update = {}
-        if c.rank is not None:
+        if c.rank is not None and c.rank_per_basis:
+            entries = [c.entry_step(k) for k in range(n_bases)]  # a basis not yet in stays at the start
+            update["active_rank"] = tuple(c.rank.at(0 if e is None else max(0, step - e), rank) for e in entries)
+        elif c.rank is not None:
             update["active_rank"] = c.rank.at(step, rank)
         if c.bases is not None:
             update["active_bases"] = c.bases.at(step, n_bases)
