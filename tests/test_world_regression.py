@@ -293,7 +293,7 @@ def test_rank_per_basis_restarts_the_rank_ramp_for_each_new_basis():
     world = SparseLinearMixture(curriculum={"rank": {"start": 1, "every": 100},
                                             "bases": {"start": 2, "inc": 1, "every": 300},
                                             "rank_per_basis": True})
-    assert [world.curriculum.entry_step(k) for k in range(4)] == [0, 0, 300, 600]
+    assert [world.curriculum.bases.first_step(k + 1) for k in range(4)] == [0, 0, 300, 600]
     # basis k has rank 1 + (step - entry_k) // 100, capped at 4; 1 before it enters
     assert world.at_step(0).active_rank == (1, 1, 1, 1)
     assert world.at_step(250).active_rank == (3, 3, 1, 1)
@@ -311,6 +311,10 @@ def test_rank_per_basis_restarts_the_rank_ramp_for_each_new_basis():
 
 
 def test_per_basis_ranks_and_their_refusals():
+    from iclab.worlds.regression import Ramp
+
+    ramp = Ramp(start=1, inc=2, every=10)  # 1, 3, 5, ...: reaches 4 at step 20, not before
+    assert ramp.first_step(4) == 20 and ramp.at(19, 9) < 4 <= ramp.at(20, 9) and ramp.first_step(1) == 0
     np.testing.assert_array_equal(mixture_supports("orthogonal-4x16", (4, 4, 4, 4)), mixture_supports("orthogonal-4x16"))
     s = mixture_supports("overlapping-8x16", (1, 2, 3, 4, 1, 2, 3, 4))
     assert s.sum(axis=1).tolist() == [1, 2, 3, 4, 1, 2, 3, 4] and s[3, [6, 7, 8, 9]].all()
@@ -322,7 +326,7 @@ def test_per_basis_ranks_and_their_refusals():
         SparseLinearMixture(curriculum={"rank": {"start": 1}, "rank_per_basis": True})
     stuck = SparseLinearMixture(curriculum={"rank": {"start": 1, "every": 10}, "bases": {"start": 1, "inc": 0},
                                             "rank_per_basis": True})
-    assert stuck.curriculum.entry_step(1) is None and stuck.at_step(100).active_rank == (4, 1, 1, 1)
+    assert stuck.curriculum.bases.first_step(2) is None and stuck.at_step(100).active_rank == (4, 1, 1, 1)
 
 
 def test_the_trainer_samples_the_world_of_each_step():

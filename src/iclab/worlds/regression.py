@@ -132,6 +132,14 @@ class Ramp(BaseModel):
     def at(self, step: int, end: int) -> int:
         return min(end, self.start + self.inc * (step // self.every))
 
+    def first_step(self, value: int) -> int | None:
+        """First step at which the ramp (uncapped) is at least ``value``; None if never."""
+        if value <= self.start:
+            return 0
+        if self.inc == 0:
+            return None
+        return self.every * -(-(value - self.start) // self.inc)
+
 
 class Curriculum(BaseModel):
     """What ramps up during training (each optional; None keeps the world's value throughout).
@@ -171,15 +179,6 @@ class Curriculum(BaseModel):
             raise ValueError("curriculum.rank_per_basis needs both curriculum.rank and curriculum.bases")
         return self
 
-    def entry_step(self, basis: int) -> int | None:
-        """First step at which ``basis`` is in the training mixture of the ``bases`` ramp
-        (None if it never is)."""
-        b = self.bases
-        if basis < b.start:
-            return 0
-        if b.inc == 0:
-            return None
-        return b.every * -(-(basis + 1 - b.start) // b.inc)
 
 
 class RegressionWorld(World):
@@ -433,7 +432,7 @@ class SparseLinearMixture(RegressionWorld):
         n_bases, _, rank, _ = MIXTURE_VARIANTS[self.bases]
         update = {}
         if c.rank is not None and c.rank_per_basis:
-            entries = [c.entry_step(k) for k in range(n_bases)]  # a basis not yet in stays at the start
+            entries = [c.bases.first_step(k + 1) for k in range(n_bases)]  # basis k enters with n = k + 1
             update["active_rank"] = tuple(c.rank.at(0 if e is None else max(0, step - e), rank) for e in entries)
         elif c.rank is not None:
             update["active_rank"] = c.rank.at(step, rank)
