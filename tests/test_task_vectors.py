@@ -28,7 +28,7 @@ from helpers import check_probe_contract
 from iclab.probes.task_accuracy import TaskAccuracy, correct, exact_match, greedy_continuations
 from iclab.probes.task_text import encode_prompts
 from iclab.probes.task_vectors import PatchingPrompts, TaskVectorPatching, patch_edits, task_vectors
-from iclab.studies.task_vectors import marked_steps, r_squared
+from iclab.studies.task_vectors import TaskVectorsConfig, marked_steps, measure_synthetic, r_squared
 from iclab.studies.task_vectors_finetune import linear_targets, tuned_layers
 from iclab.tasks import build_prompts, get_task, shipped_sentences, task_names
 
@@ -275,6 +275,28 @@ def test_marked_steps_and_r_squared():
     assert marked_steps(steps, np.array([6.0, 4.1, 4.0, 4.2, 4.05]), [0.5], reference=4.0) == []
     assert r_squared(np.array([0.0, 1, 2]), np.array([1.0, 3, 5])) == pytest.approx(1.0)
     assert np.isnan(r_squared(np.array([1.0, 1.0]), np.array([0.0, 1.0])))
+
+
+def test_td_reads_the_last_x_and_the_panels_the_last_y():
+    from iclab.config import load_config
+    from iclab.models.vector import VectorModel
+
+    cfg = load_config(TaskVectorsConfig, "task-vectors", "cpu", {
+        "model.n_layers": 2, "model.d_model": 32, "model.n_heads": 2, "probe.k": 3})
+    world = cfg.world
+    model = VectorModel(cfg.model, world.dim, seed=0)
+    prompts = world.prompts(np.random.default_rng(0), 24)
+    saved = []
+    rows = measure_synthetic(model, prompts, cfg, 1, saved.append)
+    last_x, last_y = 2 * world.points - 2, 2 * world.points - 1  # x_K and y_K of the interleaved sequence
+    assert {(r.pos, r.layer) for r in rows if r.metric == "td"} == {(p, l) for p in (last_x, last_y) for l in (0, 1)}
+    inputs = {"xs": torch.from_numpy(prompts.xs), "ys": torch.from_numpy(prompts.ys)}
+    index = np.stack([np.arange(24), np.full(24, last_y)], axis=1)
+    (H,) = saved
+    np.testing.assert_allclose(H, gather_hidden(model, inputs, index, [0, 1]), rtol=1e-5, atol=1e-6)
+
+    same = cfg.model_copy(update={"probe": cfg.probe.model_copy(update={"td_position": "last_y"})})
+    assert {r.pos for r in measure_synthetic(model, prompts, same, 1) if r.metric == "td"} == {last_y}
 
 
 def test_lora_targets_are_the_linear_maps_of_the_chosen_layers(lm):

@@ -7,8 +7,9 @@ Spec: ``shared/spec/task_vectors.md``.
 (:class:`~iclab.worlds.regression.SparseLinearMixture`). At step 0, every
 ``train.eval_every`` steps and at the end, on a fixed set of prompts stratified by basis:
 the loss (MSE over all positions) per basis, task decodability (TD) at every layer of the
-residual stream at the ``y`` token of the last demonstration, and that representation at a
-middle layer (saved under ``arrays/`` of the run for the PCA/UMAP panels). The marked steps
+residual stream at the last ``x`` (the token before the answer, as the spec defines TD), and
+the representation of the ``y`` token of the last demonstration at a middle layer (saved under
+``arrays/`` of the run for the PCA/UMAP panels; TD is measured there too). The marked steps
 are the first probe steps at which the mean loss has made a given share of its largest gain
 over predicting 0.
 After training: squared error against the number of in-context examples, per basis, for
@@ -75,8 +76,13 @@ class SyntheticSettings(Frozen):
         TD and loss prompts per basis (fixed over training).
     k : int, default 10
         TD voters.
-    position : {"last_y", "last_x"}, default "last_y"
-        Token read for TD and the panels: the ``y`` of the last demonstration, or the last ``x``.
+    td_position : {"last_x", "last_y"}, default "last_x"
+        Token whose hidden states TD reads. The spec's TD reads "the token just before the
+        answer"; in a regression prompt the answer ``y_K`` is predicted at the last ``x``.
+    repr_position : {"last_y", "last_x"}, default "last_y"
+        Token of the PCA/UMAP panels; the spec draws "the y token at the last demonstration".
+        When it differs from ``td_position``, TD is also measured there (rows with that ``pos``)
+        and reported beside the main TD.
     repr_layer : int or None, default None
         Layer of the PCA/UMAP panels; None is ``(n_layers - 1) // 2`` (layer 5 of 12, as in the seed).
     marks : list of float, default [0.1, 0.5, 0.9]
@@ -94,7 +100,8 @@ class SyntheticSettings(Frozen):
 
     n_per_basis: int = Field(100, ge=4)
     k: int = Field(10, ge=1)
-    position: Literal["last_y", "last_x"] = "last_y"
+    td_position: Literal["last_x", "last_y"] = "last_x"
+    repr_position: Literal["last_x", "last_y"] = "last_y"
     repr_layer: int | None = Field(None, ge=0)
     marks: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
     umap: bool = True
@@ -241,15 +248,27 @@ def _repr_path(run: Run, step: int) -> Path:
 def measure_synthetic(model: VectorModel, prompts: VectorBatch, cfg: TaskVectorsConfig, repr_layer: int,
                       save_repr=None) -> list[Row]:
     """Loss per basis and TD per layer on ``prompts``; ``save_repr(H)`` gets every layer's
-    features, (layers, n, d_model)."""
+    features at ``probe.repr_position``, (layers, n, d_model).
+
+    TD rows carry the sequence position they read as ``pos``: ``probe.td_position``, and also
+    ``probe.repr_position`` when it differs."""
     basis = prompts.info["basis"]
-    pos = read_position(cfg.world, cfg.probe.position)
-    labelled = LabelledInputs(_as_inputs(prompts), np.full(len(prompts), pos), basis.astype(str))
-    td = TaskDecodability(k=cfg.probe.k, batch_size=cfg.probe.batch_size, keep_hidden=True)(model, labelled)
+    td_pos, repr_pos = (read_position(cfg.world, p) for p in (cfg.probe.td_position, cfg.probe.repr_position))
+
+    def td_at(pos: int):
+        labelled = LabelledInputs(_as_inputs(prompts), np.full(len(prompts), pos), basis.astype(str))
+        res = TaskDecodability(k=cfg.probe.k, batch_size=cfg.probe.batch_size, keep_hidden=pos == repr_pos)(
+            model, labelled)
+        return _tag(res.rows, pos=pos), res.arrays.get("hidden")
+
+    rows, hidden = td_at(td_pos)
+    if repr_pos != td_pos:
+        panel_rows, hidden = td_at(repr_pos)
+        rows += panel_rows
     if save_repr is not None:
-        save_repr(td.arrays["hidden"])
+        save_repr(hidden)
     se = (model.predict(prompts.xs, prompts.ys, batch_size=cfg.probe.batch_size) - prompts.ys) ** 2  # (n, points)
-    rows = td.rows + [Row("synthetic", "loss", float(se.mean()), label="all")]
+    rows += [Row("synthetic", "loss", float(se.mean()), label="all")]
     rows += [Row("synthetic", "loss", float(se[basis == b].mean()), label=str(b)) for b in np.unique(basis)]
     return rows
 
@@ -337,7 +356,10 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
     loss_all = np.array([mean_loss[s] for s in steps])
     bases = [str(b) for b in range(world.n_bases)]
     loss_by_basis = {b: np.array([_series(rows, "loss", "synthetic", label=b)[s] for s in steps]) for b in bases}
-    td = np.array([[_series(rows, "td", "td", layer=layer)[s] for s in steps] for layer in range(n_layers)])
+    td_pos, repr_pos = (read_position(world, p) for p in (cfg.probe.td_position, cfg.probe.repr_position))
+    td = np.array([[_series(rows, "td", "td", layer=layer, pos=td_pos)[s] for s in steps] for layer in range(n_layers)])
+    td_repr = (np.array([[_series(rows, "td", "td", layer=layer, pos=repr_pos)[s] for s in steps]
+                         for layer in range(n_layers)]) if repr_pos != td_pos else td)
     zero_loss = float((prompts.ys.astype(np.float64) ** 2).mean())  # the loss of predicting 0
     marks = marked_steps(steps, loss_all, cfg.probe.marks, zero_loss)
     panel_steps = sorted({int(steps[0]), *(marks or [int(steps[len(steps) // 2])]), int(steps[-1])})
@@ -347,14 +369,15 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
     # ---- representation panels at the marked steps
     reps = {s: np.load(_repr_path(run, s)) for s in panel_steps if _repr_path(run, s).is_file()}
     pca = {f"step {s}": embed_2d(H, "pca", cfg.seed) for s, H in reps.items()}
-    fig_pca = run.save_figure(figs.embedding_panels(pca, labels, f"PCA of layer {repr_layer} at the last y, by basis"),
-                              "pca_by_step")
+    token = {"last_y": "the last y", "last_x": "the last x"}
+    fig_pca = run.save_figure(figs.embedding_panels(
+        pca, labels, f"PCA of layer {repr_layer} at {token[cfg.probe.repr_position]}, by basis"), "pca_by_step")
     figures = [Figure(fig_curves, "Left: eval loss per basis (log scale). Right: mean TD per layer. Dashed: the "
                       f"marked steps (first probe step with {', '.join(f'{q:.0%}' for q in cfg.probe.marks)} of "
                       f"the largest gain over predicting 0, whose loss is {zero_loss:.2f})"
                       + ("." if marks else "; none: the loss never fell below it.")),
-               Figure(fig_pca, f"Layer {repr_layer} representation of the last y token, PCA per step, coloured "
-                      "by basis.")]
+               Figure(fig_pca, f"Layer {repr_layer} representation of {token[cfg.probe.repr_position]} token, PCA "
+                      "per step, coloured by basis.")]
     if cfg.probe.umap:
         um = {f"step {s}": embed_2d(H, "umap", cfg.seed, cfg.probe.umap_neighbors, cfg.probe.umap_min_dist)
               for s, H in reps.items()}
@@ -378,7 +401,7 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
 
     # ---- TD against error over the run's own checkpoints (its probe steps), one point per basis and step
     best_layer = int(np.argmax(td[:, -1]))
-    td_task = {b: _series(rows, "td_task", "td", layer=best_layer, label=b) for b in bases}
+    td_task = {b: _series(rows, "td_task", "td", layer=best_layer, label=b, pos=td_pos) for b in bases}
     over_training = [(td_task[b][s], float(loss_by_basis[b][i]) / rank, f"{b}@{s}")
                      for i, s in enumerate(steps) for b in bases]
     r2 = points_r2(over_training)
@@ -397,11 +420,16 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
                       *[float(e[last]) for e in curves[b].values()]] for b in bases],
                     caption=f"Error columns: squared error / rank at the last point (point {world.points}, "
                             f"predicted from {last} examples), {cfg.probe.eval_per_basis} prompts per basis.")
-    td_table = Table(["step", "best layer", "best mean TD", f"TD at layer {repr_layer}"],
-                     [[int(s), int(np.argmax(td[:, i])), float(td[:, i].max()), float(td[repr_layer, i])]
+    td_tok, repr_tok = token[cfg.probe.td_position], token[cfg.probe.repr_position]
+    both = repr_pos != td_pos
+    td_table = Table(["step", "best layer", "best mean TD", f"TD at layer {repr_layer}",
+                      *([f"best mean TD at {repr_tok}"] if both else [])],
+                     [[int(s), int(np.argmax(td[:, i])), float(td[:, i].max()), float(td[repr_layer, i]),
+                       *([float(td_repr[:, i].max())] if both else [])]
                       for i, s in enumerate(steps) if s in panel_steps],
-                     caption=f"Chance is {1 / world.n_bases:.2f} ({world.n_bases} bases); k = {cfg.probe.k}, "
-                             f"{cfg.probe.n_per_basis} prompts per basis, token: {cfg.probe.position}.")
+                     caption=f"TD at {td_tok} (the token before the answer), unless a column says otherwise. "
+                             f"Chance is {1 / world.n_bases:.2f} ({world.n_bases} bases); k = {cfg.probe.k}, "
+                             f"{cfg.probe.n_per_basis} prompts per basis.")
     return Report(
         title="Task vectors: coupled emergence of task encoding and in-context regression",
         summary=(f"A {cfg.model.family} transformer ({n_layers} layers, width {cfg.model.d_model}, "
@@ -409,7 +437,7 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
                  f"(batch {cfg.train.batch_size}) on the {world.bases} mixture of sparse linear regressions "
                  f"(D = {world.dim}, {world.n_bases} bases, K = {world.points}, σ = {world.noise_std}"
                  f"{_curriculum_text(world)}). "
-                 f"TD at step 0: best {td_init.max():.2f}; at step {final}: best {td_final.max():.2f} "
+                 f"TD at {td_tok}: best {td_init.max():.2f} at step 0; at step {final}: best {td_final.max():.2f} "
                  f"(layer {int(np.argmax(td_final))}). Han et al. (ICML 2025): the loss of each basis falls as "
                  "its representation separates from the others, and TD rises with it."),
         sections=[Section("Summary", tables=[summary, td_table]),
