@@ -363,16 +363,17 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
     zero_loss = float((prompts.ys.astype(np.float64) ** 2).mean())  # the loss of predicting 0
     marks = marked_steps(steps, loss_all, cfg.probe.marks, zero_loss)
     panel_steps = sorted({int(steps[0]), *(marks or [int(steps[len(steps) // 2])]), int(steps[-1])})
-    fig_curves = run.save_figure(figs.loss_and_td(steps, loss_by_basis, td, list(range(n_layers)), marks),
-                                 "loss_and_td")
+    token = {"last_y": "the last y", "last_x": "the last x"}
+    fig_curves = run.save_figure(figs.loss_and_td(steps, loss_by_basis, td, list(range(n_layers)), marks,
+                                                  token[cfg.probe.td_position]), "loss_and_td")
 
     # ---- representation panels at the marked steps
     reps = {s: np.load(_repr_path(run, s)) for s in panel_steps if _repr_path(run, s).is_file()}
     pca = {f"step {s}": embed_2d(H, "pca", cfg.seed) for s, H in reps.items()}
-    token = {"last_y": "the last y", "last_x": "the last x"}
     fig_pca = run.save_figure(figs.embedding_panels(
         pca, labels, f"PCA of layer {repr_layer} at {token[cfg.probe.repr_position]}, by basis"), "pca_by_step")
-    figures = [Figure(fig_curves, "Left: eval loss per basis (log scale). Right: mean TD per layer. Dashed: the "
+    figures = [Figure(fig_curves, "Left: eval loss per basis (log scale). Right: mean TD per layer at "
+                      f"{token[cfg.probe.td_position]}. Dashed: the "
                       f"marked steps (first probe step with {', '.join(f'{q:.0%}' for q in cfg.probe.marks)} of "
                       f"the largest gain over predicting 0, whose loss is {zero_loss:.2f})"
                       + ("." if marks else "; none: the loss never fell below it.")),
@@ -395,7 +396,7 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
     profiles = {f"step {s}": td[:, list(steps).index(s)] for s in panel_steps}
     fig_prof = run.save_figure(figs.td_profiles(profiles, np.arange(n_layers), "TD across layers",
                                                 chance=1 / world.n_bases), "td_profile")
-    figures.append(Figure(fig_prof, "TD per layer at the marked steps."))
+    figures.append(Figure(fig_prof, f"TD per layer at {token[cfg.probe.td_position]}, at the marked steps."))
     rank = int(world.supports.sum(axis=1).max())  # every variant's bases have the same rank
     fig_err = run.save_figure(figs.error_vs_k(curves, float(rank)), "error_vs_k")
 

@@ -18,9 +18,9 @@ def _marks(ax, marks: list[int]):
 
 
 def loss_and_td(steps: np.ndarray, loss_by_basis: dict[str, np.ndarray], td: np.ndarray, layers: list[int],
-                marks: list[int]):
-    """Left: eval loss per basis over training; right: mean TD per layer over training.
-    Dashed lines: the marked steps of the representation panels."""
+                marks: list[int], token: str = "the last x"):
+    """Left: eval loss per basis over training; right: mean TD per layer over training, read at
+    ``token`` (for the title). Dashed lines: the marked steps of the representation panels."""
     fig, (ax_l, ax_t) = plt.subplots(1, 2, figsize=(11, 3.8))
     for (basis, loss), c in zip(loss_by_basis.items(), _colors(len(loss_by_basis))):
         ax_l.plot(steps, loss, "o-", ms=2.5, color=c, label=f"basis {basis}")
@@ -31,7 +31,7 @@ def loss_and_td(steps: np.ndarray, loss_by_basis: dict[str, np.ndarray], td: np.
     for li, layer in enumerate(layers):
         ax_t.plot(steps, td[li], "-", color=cmap(li / max(1, len(layers) - 1)), label=f"layer {layer}")
     _marks(ax_t, marks)
-    ax_t.set(xlabel="training step", ylabel="task decodability", title="TD per layer (y of last demonstration)",
+    ax_t.set(xlabel="training step", ylabel="task decodability", title=f"TD per layer (at {token})",
              ylim=(0, 1.02))
     ax_t.legend(fontsize=7, ncol=2)
     fig.tight_layout()
