@@ -335,6 +335,8 @@ def test_synthetic_part_end_to_end(tmp_path):
     (r2,) = [r for r in rows if r.probe == "td_vs_loss"]
     assert r2.metric == "r2" and r2.step == 20 and (np.isnan(r2.value) or 0 <= r2.value <= 1)
     assert (run.path / "report.html").is_file() and run.meta["status"] == "done"
+    assert {r.pos for r in rows if r.metric == "td"} == {38, 39}  # the last x (TD), the last y (the panels)
+    assert "best mean TD at the last y" in (run.path / "report.html").read_text()
     assert "curriculum: bases from 2 by 1 every 10 steps, basis rank from 1 by 1 every 10 steps, points from 10 by 5 every 8 steps, the rank ramp restarting for each basis as it enters" in (run.path / "report.html").read_text()
     assert (run.path / "models" / "transformer" / "model.safetensors").is_file()
 

@@ -231,6 +231,10 @@ class TaskVectorsConfig(Frozen):
 # ================================================================== synthetic part
 
 
+#: how the report names each ``probe.td_position`` / ``probe.repr_position``
+TOKEN_NAMES = {"last_x": "the last x", "last_y": "the last y"}
+
+
 def read_position(world: SparseLinearMixture, position: str) -> int:
     """Sequence position of the TD feature: the last ``y`` (``2K - 1``) or the last ``x`` (``2K - 2``)."""
     last = world.points - 1
@@ -363,7 +367,7 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
     zero_loss = float((prompts.ys.astype(np.float64) ** 2).mean())  # the loss of predicting 0
     marks = marked_steps(steps, loss_all, cfg.probe.marks, zero_loss)
     panel_steps = sorted({int(steps[0]), *(marks or [int(steps[len(steps) // 2])]), int(steps[-1])})
-    token = {"last_y": "the last y", "last_x": "the last x"}
+    token = TOKEN_NAMES
     fig_curves = run.save_figure(figs.loss_and_td(steps, loss_by_basis, td, list(range(n_layers)), marks,
                                                   token[cfg.probe.td_position]), "loss_and_td")
 
@@ -428,7 +432,9 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
                      [[int(s), int(np.argmax(td[:, i])), float(td[:, i].max()), float(td[repr_layer, i]),
                        *([float(td_repr[:, i].max())] if both else [])]
                       for i, s in enumerate(steps) if s in panel_steps],
-                     caption=f"TD at {td_tok} (the token before the answer), unless a column says otherwise. "
+                     caption=f"TD at {td_tok}"
+                             + (" (the token before the answer)" if cfg.probe.td_position == "last_x" else "")
+                             + ", unless a column says otherwise. "
                              f"Chance is {1 / world.n_bases:.2f} ({world.n_bases} bases); k = {cfg.probe.k}, "
                              f"{cfg.probe.n_per_basis} prompts per basis.")
     return Report(
