@@ -25,6 +25,8 @@ from iclab.probes.result import Row
 # step 0, 0.975 at 30K (layer 5; per basis 0.96 / 0.95 / 1.0 / 0.99). At the last y, the
 # token this check read until this preset (the spec's TD reads the token before the answer,
 # which is the last x), the same run gives 0.245 and 0.698, short of 0.8. Margins unchanged.
+# The recipe was found by trials at seed 0; at seed 1 it ends at TD 0.61 (last x), so this
+# check shows that the phenomenon can be reached at this scale, not that every seed reaches it.
 pytestmark = pytest.mark.slow
 
 
