@@ -60,7 +60,8 @@ def _td_position() -> int:
 
 def _best_td(rows: list[Row], step: int) -> float:
     """Mean TD at the best layer, at the token the spec defines TD on (the last x, before the answer)."""
-    return max(r.value for r in rows if r.metric == "td" and r.step == step and r.pos == _td_position())
+    pos = _td_position()
+    return max(r.value for r in rows if r.metric == "td" and r.step == step and r.pos == pos)
 
 
 def test_transformer_beats_ols_at_k20_on_some_basis(rows):

@@ -361,27 +361,27 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
     bases = [str(b) for b in range(world.n_bases)]
     loss_by_basis = {b: np.array([_series(rows, "loss", "synthetic", label=b)[s] for s in steps]) for b in bases}
     td_pos, repr_pos = (read_position(world, p) for p in (cfg.probe.td_position, cfg.probe.repr_position))
+    td_tok, repr_tok = TOKEN_NAMES[cfg.probe.td_position], TOKEN_NAMES[cfg.probe.repr_position]
     td = np.array([[_series(rows, "td", "td", layer=layer, pos=td_pos)[s] for s in steps] for layer in range(n_layers)])
     td_repr = (np.array([[_series(rows, "td", "td", layer=layer, pos=repr_pos)[s] for s in steps]
                          for layer in range(n_layers)]) if repr_pos != td_pos else td)
     zero_loss = float((prompts.ys.astype(np.float64) ** 2).mean())  # the loss of predicting 0
     marks = marked_steps(steps, loss_all, cfg.probe.marks, zero_loss)
     panel_steps = sorted({int(steps[0]), *(marks or [int(steps[len(steps) // 2])]), int(steps[-1])})
-    token = TOKEN_NAMES
-    fig_curves = run.save_figure(figs.loss_and_td(steps, loss_by_basis, td, list(range(n_layers)), marks,
-                                                  token[cfg.probe.td_position]), "loss_and_td")
+    fig_curves = run.save_figure(figs.loss_and_td(steps, loss_by_basis, td, list(range(n_layers)), marks, td_tok),
+                                 "loss_and_td")
 
     # ---- representation panels at the marked steps
     reps = {s: np.load(_repr_path(run, s)) for s in panel_steps if _repr_path(run, s).is_file()}
     pca = {f"step {s}": embed_2d(H, "pca", cfg.seed) for s, H in reps.items()}
     fig_pca = run.save_figure(figs.embedding_panels(
-        pca, labels, f"PCA of layer {repr_layer} at {token[cfg.probe.repr_position]}, by basis"), "pca_by_step")
+        pca, labels, f"PCA of layer {repr_layer} at {repr_tok}, by basis"), "pca_by_step")
     figures = [Figure(fig_curves, "Left: eval loss per basis (log scale). Right: mean TD per layer at "
-                      f"{token[cfg.probe.td_position]}. Dashed: the "
+                      f"{td_tok}. Dashed: the "
                       f"marked steps (first probe step with {', '.join(f'{q:.0%}' for q in cfg.probe.marks)} of "
                       f"the largest gain over predicting 0, whose loss is {zero_loss:.2f})"
                       + ("." if marks else "; none: the loss never fell below it.")),
-               Figure(fig_pca, f"Layer {repr_layer} representation of {token[cfg.probe.repr_position]} token, PCA "
+               Figure(fig_pca, f"Layer {repr_layer} representation of {repr_tok} token, PCA "
                       "per step, coloured by basis.")]
     if cfg.probe.umap:
         um = {f"step {s}": embed_2d(H, "umap", cfg.seed, cfg.probe.umap_neighbors, cfg.probe.umap_min_dist)
@@ -400,7 +400,7 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
     profiles = {f"step {s}": td[:, list(steps).index(s)] for s in panel_steps}
     fig_prof = run.save_figure(figs.td_profiles(profiles, np.arange(n_layers), "TD across layers",
                                                 chance=1 / world.n_bases), "td_profile")
-    figures.append(Figure(fig_prof, f"TD per layer at {token[cfg.probe.td_position]}, at the marked steps."))
+    figures.append(Figure(fig_prof, f"TD per layer at {td_tok}, at the marked steps."))
     rank = int(world.supports.sum(axis=1).max())  # every variant's bases have the same rank
     fig_err = run.save_figure(figs.error_vs_k(curves, float(rank)), "error_vs_k")
 
@@ -425,7 +425,6 @@ def run_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
                       *[float(e[last]) for e in curves[b].values()]] for b in bases],
                     caption=f"Error columns: squared error / rank at the last point (point {world.points}, "
                             f"predicted from {last} examples), {cfg.probe.eval_per_basis} prompts per basis.")
-    td_tok, repr_tok = token[cfg.probe.td_position], token[cfg.probe.repr_position]
     both = repr_pos != td_pos
     td_table = Table(["step", "best layer", "best mean TD", f"TD at layer {repr_layer}",
                       *([f"best mean TD at {repr_tok}"] if both else [])],

@@ -180,7 +180,6 @@ class Curriculum(BaseModel):
         return self
 
 
-
 class RegressionWorld(World):
     """Base of the regression worlds: ``y_i = f(x_i) + ε_i``, ``ε_i ~ N(0, noise_std²)``.
 
