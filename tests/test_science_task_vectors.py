@@ -30,8 +30,9 @@ from iclab.probes.result import Row
 # step 0, 0.975 at 30K (layer 5; per basis 0.96 / 0.95 / 1.0 / 0.99). At the last y, the
 # token this check read until this preset (the spec's TD reads the token before the answer,
 # which is the last x), the same run gives 0.245 and 0.698, short of 0.8. Margins unchanged.
-# The recipe was found by trials at seed 0; at seed 1 it ends at TD 0.61 (last x), so this
-# check shows that the phenomenon can be reached at this scale, not that every seed reaches it.
+# The recipe was found by trials at seed 0. Of two other seeds, seed 2 passes every test here
+# (TD 0.86 at the last x, below OLS on bases 0 and 2, worst basis 0.044); seed 1 ends at TD 0.61
+# (last x). So two of three seeds reach the phenomenon at this scale, not every one.
 pytestmark = pytest.mark.slow
 
 
