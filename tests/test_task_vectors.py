@@ -29,7 +29,8 @@ from iclab.probes.task_accuracy import TaskAccuracy, correct, exact_match, greed
 from iclab.probes.task_text import encode_prompts
 from iclab.probes.task_vectors import PatchingPrompts, TaskVectorPatching, patch_edits, task_vectors
 from iclab.studies.task_vectors import TaskVectorsConfig, marked_steps, measure_synthetic, r_squared
-from iclab.studies.task_vectors_finetune import linear_targets, tuned_layers
+from iclab.studies.task_vectors_finetune import (FinetuneSettings, answer_batches, finetune_layers, linear_targets,
+                                                 tuned_layers)
 from iclab.tasks import build_prompts, get_task, shipped_sentences, task_names
 
 N_LAYERS, D_MODEL = 2, 32
@@ -306,6 +307,42 @@ def test_lora_targets_are_the_linear_maps_of_the_chosen_layers(lm):
                               "transformer.h.1.mlp.c_fc", "transformer.h.1.mlp.c_proj"]
 
 
+def _answer_loss(model, enc) -> float:
+    """Mean cross-entropy on the answer tokens, one prompt at a time (no padding)."""
+    seqs, starts = answer_batches(enc)
+    losses = []
+    with torch.no_grad():
+        for seq, start in zip(seqs, starts):
+            ids = torch.tensor([seq])
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+            losses += [-logp[i - 1, seq[i]].item() for i in range(start, len(seq))]
+    return float(np.mean(losses))
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_finetuning_changes_only_the_chosen_layer_and_lowers_the_answer_loss(lm, bitwise_enc, method):
+    before = {k: v.clone() for k, v in lm.state_dict().items()}
+    cfg = FinetuneSettings(enabled=True, method=method, n_layers=1, steps=30, batch_size=6, lr=3e-3, dropout=0.0)
+    tuned = finetune_layers(lm, bitwise_enc, [1], cfg, seed=0)
+    assert all(torch.equal(v, before[k]) for k, v in lm.state_dict().items())  # the model itself is untouched
+    after = tuned.state_dict()
+    assert set(after) == set(before)  # LoRA merged away: the same HF model, the same names
+    changed = {k for k in before if not torch.equal(after[k], before[k])}
+    assert changed and all(k.startswith("transformer.h.1.") for k in changed)
+    if method == "full":  # every parameter of layer 1 is trained, norms and biases too
+        assert {k for k in before if k.startswith("transformer.h.1.") and not k.endswith(".attn.bias")} <= changed
+    assert all(v.dtype == before[k].dtype for k, v in after.items())
+    assert not any(p.requires_grad for p in tuned.parameters()) or method == "lora"
+    assert _answer_loss(tuned, bitwise_enc) < _answer_loss(lm, bitwise_enc) - 0.1
+    again = finetune_layers(lm, bitwise_enc, [1], cfg, seed=0)  # same seed, same weights
+    assert all(torch.equal(v, after[k]) for k, v in again.state_dict().items())
+
+
+def test_finetune_method_is_validated():
+    with pytest.raises(ConfigError, match="finetune.method"):
+        iclab.run("task-vectors", preset="cpu", overrides={"finetune.method": "qlora"})
+
+
 # ---------------------------------------------------------------- the study, end to end
 
 SYNTHETIC = {"train.steps": 20, "train.eval_every": 10, "train.ckpt_every": 10, "train.batch_size": 16,
@@ -353,9 +390,19 @@ def test_natural_part_end_to_end(saved_lm, tmp_path):
     patch_rows = [r for r in rows if r.probe == "patching" and r.metric == "delta_task"]
     assert len(patch_rows) == 3 * 2 * len(acc)  # seeds x layers x tasks
     assert {r.model for r in rows if r.probe == "finetune"} == {f"{saved_lm}+lora-first1", f"{saved_lm}+lora-last1"}
+    assert "LoRA rank 16" in (run.path / "report.html").read_text()
     figures = {p.name for p in (run.path / "figures").iterdir()}
     assert {"td_bitwise.png", "td_pos.png", "td_vs_accuracy.png", "finetune_accuracy.png"} <= figures
     assert run.meta["status"] == "done"
+
+
+def test_full_finetuning_through_the_study(saved_lm, tmp_path):
+    overrides = {**NATURAL, "natural.shots": [1], "natural.prompting_control": False, "patching.enabled": False,
+                 "finetune.method": "full"}
+    run = iclab.run("task-vectors", preset="cpu", overrides=overrides, model=str(saved_lm), out=tmp_path)
+    rows = run.load_rows()
+    assert {r.model for r in rows if r.probe == "finetune"} == {f"{saved_lm}+full-first1", f"{saved_lm}+full-last1"}
+    assert "Full tuning of every parameter of the chosen layers" in (run.path / "report.html").read_text()
 
 
 def test_td_and_accuracy_over_checkpoints(saved_lm, tokenizer, tmp_path):

@@ -22,7 +22,7 @@ greedy exact-match accuracy per task, TD per layer at the query's ``->`` (the to
 the answer), and the scatter of TD against accuracy with its R²; a "prompting" control
 (the task stated in words, zero shots); task-vector patching (replace or add the mean
 demonstration state at the query's ``->``, true task vs Null, over several seeds); and,
-if enabled, LoRA fine-tuning of the first vs the last layers.
+if enabled, fine-tuning (LoRA or full) of the first vs the last layers.
 
 What it shows: the loss falls basis by basis, and as it falls the representations of the
 bases separate and TD rises (coupled emergence); in pretrained LMs, TD at the best layer
@@ -57,7 +57,7 @@ from iclab.progress import progress_bar
 from iclab.runs.report import Figure, Report, Section, Table
 from iclab.runs.run import Run
 from iclab.studies import task_vectors_figures as figs
-from iclab.studies.task_vectors_finetune import FinetuneSettings, lora_finetune, tuned_layers
+from iclab.studies.task_vectors_finetune import FinetuneSettings, finetune_layers, tuned_layers
 from iclab.tasks import build_prompts, get_task, task_names
 from iclab.train.loop import train
 from iclab.worlds.base import VectorBatch
@@ -698,13 +698,16 @@ def natural_report(cfg: TaskVectorsConfig, run: Run, model_name: str, n_layers: 
     ft_acc = {f: r.ft_acc for f, r in results.items() if r.ft_acc is not None}
     if ft_acc:
         ft_td = {f: r.ft_td for f, r in results.items() if r.ft_td is not None}
-        f_acc = run.save_figure(figs.finetune_bars(ft_acc, "accuracy", "Accuracy before and after LoRA"),
-                                "finetune_accuracy")
-        f_td = run.save_figure(figs.finetune_bars(ft_td, "best TD", "Best-layer TD before and after LoRA"),
-                               "finetune_td")
         ft = cfg.finetune
+        how = "LoRA" if ft.method == "lora" else "full tuning"
+        f_acc = run.save_figure(figs.finetune_bars(ft_acc, "accuracy", f"Accuracy before and after {how}"),
+                                "finetune_accuracy")
+        f_td = run.save_figure(figs.finetune_bars(ft_td, "best TD", f"Best-layer TD before and after {how}"),
+                               "finetune_td")
+        setting = (f"LoRA rank {ft.rank}, alpha {ft.alpha}, dropout {ft.dropout}" if ft.method == "lora"
+                   else "Full tuning of every parameter of the chosen layers, the rest frozen")
         sections.append(Section("Fine-tuning first vs last layers",
-                                f"LoRA rank {ft.rank}, alpha {ft.alpha}, dropout {ft.dropout}, {ft.steps} steps, "
+                                f"{setting}, lr {ft.lr}, {ft.steps} steps of {ft.batch_size} prompts, "
                                 "loss on the answer only.",
                                 figures=[Figure(f_acc, "Mean accuracy"), Figure(f_td, "Best-layer TD")]))
     if over_ckpts is not None:
@@ -751,7 +754,8 @@ def patching(model, tokenizer, tasks: dict, layers: list[int], cfg: TaskVectorsC
 
 def finetune(model, tokenizer, tasks: dict, family: str, by_shots: dict, cfg: TaskVectorsConfig, model_name: str,
              n_layers: int) -> tuple[list[Row], dict[str, float], dict[str, float]]:
-    """LoRA on the first and on the last layers; accuracy and best TD at ``main_shots`` before and after."""
+    """Fine-tuning (``finetune.method``) of the first and of the last layers; accuracy and best TD at
+    ``main_shots`` before and after."""
     nat, ft = cfg.natural, cfg.finetune
     train_set = family_prompts(tasks, np.random.default_rng([cfg.seed, 6]), ft.train_prompts, nat.main_shots,
                                tokenizer, with_null=False)
@@ -761,8 +765,8 @@ def finetune(model, tokenizer, tasks: dict, family: str, by_shots: dict, cfg: Ta
     rows = []
     for end in ("first", "last"):
         layers = tuned_layers(n_layers, ft.n_layers, end)
-        tuned = lora_finetune(model, train_set, layers, ft, seed=cfg.seed)
-        name = f"{model_name}+lora-{end}{len(layers)}"
+        tuned = finetune_layers(model, train_set, layers, ft, seed=cfg.seed)
+        name = f"{model_name}+{ft.method}-{end}{len(layers)}"
         r, res = measure_family(tuned, tokenizer, family, tasks, nat.main_shots, cfg,
                                 np.random.default_rng([cfg.seed, 2, nat.main_shots]), name)
         rows += [replace(x, probe="finetune") if x.probe == "accuracy" else x for x in r]

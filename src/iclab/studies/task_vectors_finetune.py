@@ -1,4 +1,4 @@
-"""Fine-tuning the first or the last layers with LoRA, the loss on the answer only.
+"""Fine-tuning the first or the last layers (LoRA or full), the loss on the answer only.
 
 For a k-shot prompt ``P`` and its answer tokens ``a_1..a_m`` (``" " + answer``), the loss
 is the mean next-token cross-entropy over the answer only:
@@ -8,7 +8,8 @@ is the mean next-token cross-entropy over the answer only:
 LoRA (Hu et al. 2021) adds ``ΔW = (α/r) B A`` (rank ``r``) to every linear map of the
 chosen layers (attention and MLP, found by type, so every family works), with dropout on
 the adapter input; after training the adapters are merged into a copy of the model, so
-the probes see an ordinary HF model. Han et al., ICML 2025 (fine-tuning the first 10
+the probes see an ordinary HF model. Full tuning trains every parameter of the chosen layers
+and freezes the rest (embeddings, other layers, final norm, unembedding). Han et al., ICML 2025 (fine-tuning the first 10
 layers of Llama-3.1-8B lifts bitwise accuracy from 26% to 90%, the last 10 only to 66%);
 spec ``task_vectors.md``, "Fine-tuning first vs last layers" (rank 16, alpha 16,
 dropout 0.1).
@@ -34,14 +35,18 @@ from iclab.probes.task_text import EncodedPrompts
 
 
 class FinetuneSettings(Frozen):
-    """LoRA fine-tuning of the first or last ``n_layers`` layers.
+    """Fine-tuning of the first or last ``n_layers`` layers, with LoRA or in full.
 
     Parameters
     ----------
     enabled : bool, default False
+    method : {"lora", "full"}, default "lora"
+        ``lora``: adapters on every linear map of the chosen layers, merged after training.
+        ``full``: every parameter of the chosen layers is trained, the rest frozen.
     n_layers : int, default 10
         Layers tuned at each end (at most half the model; fewer if the model is smaller).
     rank : int, default 16
+        LoRA only, as are ``alpha`` and ``dropout``.
     alpha : float, default 16
     dropout : float, default 0.1
     steps : int, default 200
@@ -52,6 +57,7 @@ class FinetuneSettings(Frozen):
     """
 
     enabled: bool = False
+    method: Literal["lora", "full"] = "lora"
     n_layers: int = Field(10, ge=1)
     rank: int = Field(16, ge=1)
     alpha: float = Field(16.0, gt=0)
@@ -93,6 +99,13 @@ def answer_batches(enc: EncodedPrompts) -> tuple[list[list[int]], list[int]]:
     return seqs, starts
 
 
+def finetune_layers(model: nn.Module, train: EncodedPrompts, layers: Sequence[int], cfg: FinetuneSettings,
+                    seed: int) -> nn.Module:
+    """A copy of ``model`` with ``layers`` tuned on ``train`` by ``cfg.method``; the model is left unchanged."""
+    tune = lora_finetune if cfg.method == "lora" else full_finetune
+    return tune(model, train, layers, cfg, seed)
+
+
 def lora_finetune(model: nn.Module, train: EncodedPrompts, layers: Sequence[int], cfg: FinetuneSettings,
                   seed: int) -> nn.Module:
     """A copy of ``model`` with LoRA adapters on ``layers`` trained on ``train`` and merged.
@@ -102,13 +115,10 @@ def lora_finetune(model: nn.Module, train: EncodedPrompts, layers: Sequence[int]
     """
     from peft import LoraConfig, get_peft_model
 
-    device = model_device(model)
     tuned = copy.deepcopy(model)
     targets, conv = linear_targets(tuned, layers)
     config = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
                         fan_in_fan_out=conv, bias="none")
-    seqs, starts = answer_batches(train)
-    rng = np.random.default_rng(seed)
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         torch.manual_seed(seed)
@@ -117,20 +127,59 @@ def lora_finetune(model: nn.Module, train: EncodedPrompts, layers: Sequence[int]
         params = [p for p in peft_model.parameters() if p.requires_grad]
         for p in params:
             p.data = p.data.float()
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-        peft_model.train()
-        for _ in range(cfg.steps):
-            pick = rng.choice(len(seqs), size=min(cfg.batch_size, len(seqs)), replace=False)
-            width = max(len(seqs[j]) for j in pick)
-            ids = torch.full((len(pick), width), train.pad_id, dtype=torch.long)  # (batch, pos)
-            labels = torch.full((len(pick), width), -100, dtype=torch.long)  # (batch, pos): -100 is ignored
-            for r, j in enumerate(pick):
-                ids[r, : len(seqs[j])] = torch.tensor(seqs[j])
-                labels[r, starts[j]: len(seqs[j])] = ids[r, starts[j]: len(seqs[j])]  # the answer only
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = peft_model(input_ids=ids.to(device), labels=labels.to(device)).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+        _train_on_answers(peft_model, params, train, cfg, seed)
     merged = peft_model.merge_and_unload()
     return merged.eval()
+
+
+def full_finetune(model: nn.Module, train: EncodedPrompts, layers: Sequence[int], cfg: FinetuneSettings,
+                  seed: int) -> nn.Module:
+    """A copy of ``model`` with every parameter of ``layers`` trained on ``train``, the rest frozen.
+
+    The tuned layers train in float32 and are cast back to their own dtype afterwards, so a
+    bfloat16 model stays one dtype. Dropout follows the model's own config in training mode.
+    """
+    tuned = copy.deepcopy(model)
+    blocks = anatomy(tuned).layers
+    for p in tuned.parameters():
+        p.requires_grad_(False)
+    params, dtypes = [], []
+    for layer in layers:
+        for p in blocks[layer].parameters():
+            dtypes.append(p.dtype)
+            p.data = p.data.float()
+            p.requires_grad_(True)
+            params.append(p)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _train_on_answers(tuned, params, train, cfg, seed)
+    for p, dtype in zip(params, dtypes):
+        p.requires_grad_(False)
+        p.data = p.data.to(dtype)
+    return tuned.eval()
+
+
+def _train_on_answers(model: nn.Module, params: list[torch.nn.Parameter], train: EncodedPrompts,
+                      cfg: FinetuneSettings, seed: int) -> None:
+    """``cfg.steps`` AdamW steps on ``params``, the loss on the answer tokens only.
+
+    Batches are drawn with ``numpy.random.default_rng(seed)``.
+    """
+    device = model_device(model)
+    seqs, starts = answer_batches(train)
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    model.train()
+    for _ in range(cfg.steps):
+        pick = rng.choice(len(seqs), size=min(cfg.batch_size, len(seqs)), replace=False)
+        width = max(len(seqs[j]) for j in pick)
+        ids = torch.full((len(pick), width), train.pad_id, dtype=torch.long)  # (batch, pos)
+        labels = torch.full((len(pick), width), -100, dtype=torch.long)  # (batch, pos): -100 is ignored
+        for r, j in enumerate(pick):
+            ids[r, : len(seqs[j])] = torch.tensor(seqs[j])
+            labels[r, starts[j]: len(seqs[j])] = ids[r, starts[j]: len(seqs[j])]  # the answer only
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = model(input_ids=ids.to(device), labels=labels.to(device)).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
