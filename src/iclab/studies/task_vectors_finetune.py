@@ -8,11 +8,12 @@ is the mean next-token cross-entropy over the answer only:
 LoRA (Hu et al. 2021) adds ``ΔW = (α/r) B A`` (rank ``r``) to every linear map of the
 chosen layers (attention and MLP, found by type, so every family works), with dropout on
 the adapter input; after training the adapters are merged into a copy of the model, so
-the probes see an ordinary HF model. Full tuning trains every parameter of the chosen layers
-and freezes the rest (embeddings, other layers, final norm, unembedding). Han et al., ICML 2025 (fine-tuning the first 10
-layers of Llama-3.1-8B lifts bitwise accuracy from 26% to 90%, the last 10 only to 66%);
-spec ``task_vectors.md``, "Fine-tuning first vs last layers" (rank 16, alpha 16,
-dropout 0.1).
+the probes see an ordinary HF model. Full tuning trains every parameter of the chosen
+layers and freezes the rest (embeddings, other layers, final norm, unembedding).
+
+Han et al., ICML 2025 (fine-tuning the first 10 layers of Llama-3.1-8B lifts bitwise
+accuracy from 26% to 90%, the last 10 only to 66%); spec ``task_vectors.md``,
+"Fine-tuning first vs last layers" (LoRA rank 16, alpha 16, dropout 0.1, or full tuning).
 """
 
 from __future__ import annotations
