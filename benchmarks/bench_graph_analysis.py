@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from iclab.models.build import ModelSpec, build_model
-from iclab.probes.graph_tracing import GraphTracing, log_context_lengths
+from iclab.probes.graph_tracing import GraphTracing, GraphWalks, log_context_lengths
 from iclab.worlds.base import TokenBatch
 from iclab.worlds.graph import GraphWorld
 
@@ -34,14 +34,14 @@ CASES = [  # (label, model spec, walk length, walks, pool)
 
 
 def one_pass(model, probe: GraphTracing, walks: TokenBatch, graph) -> None:
-    probe(model, walks, graph)
+    probe(model, GraphWalks(walks, graph))
 
 
 def rerun_per_context(model, probe: GraphTracing, walks: TokenBatch, graph) -> None:
     for c in probe.context_lengths:
         cut = TokenBatch(walks.tokens[:, :c], None, {"nodes": walks.info["nodes"][:, :c],
                                                      "labels": walks.info["labels"]})
-        probe.model_copy(update={"context_lengths": [c]})(model, cut, graph)
+        probe.model_copy(update={"context_lengths": [c]})(model, GraphWalks(cut, graph))
 
 
 def seconds(fn, repeats: int) -> float:

@@ -195,3 +195,59 @@ def count_hooks(model: nn.Module) -> int:
 def hooks_on():
     """``hooks_on(model)``: number of hooks attached anywhere in the model."""
     return count_hooks
+
+
+# ---------------------------------------------------------------- a tiny GPT-2 that reads text
+
+
+def make_char_tokenizer():
+    """A character-level fast tokenizer covering every natural task's text, built offline."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from iclab.tasks import get_task, shipped_sentences, task_names
+
+    texts = [s.text for s in shipped_sentences()] + [get_task(n).instruction for n in task_names()]
+    chars = sorted(set("".join(texts)) | set("01 ->\n"))
+    vocab = {"[PAD]": 0, "[UNK]": 1, **{c: i + 2 for i, c in enumerate(chars)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # one token per character
+    tok.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+
+
+CHAR_SPEC = ModelSpec(family="gpt2", n_layers=2, d_model=32, n_heads=4, max_len=512)
+
+
+@pytest.fixture(scope="session")
+def char_tokenizer():
+    return make_char_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def char_lm(char_tokenizer):
+    """A tiny GPT-2 (2 layers, width 32) over ``char_tokenizer``; tests that train work on a copy."""
+    return build_model(CHAR_SPEC, len(char_tokenizer), seed=0).eval()
+
+
+@pytest.fixture(scope="session")
+def char_lm_dir(char_lm, char_tokenizer, tmp_path_factory):
+    """``char_lm`` and its tokenizer written with ``save_pretrained``."""
+    path = tmp_path_factory.mktemp("tiny-char-gpt2")
+    char_lm.save_pretrained(path)
+    char_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bitwise_enc(char_tokenizer):
+    """Two-shot prompts of bitwise XOR, AND and Null, six each, encoded for ``char_lm``."""
+    import numpy as np
+
+    from iclab.probes.task_text import encode_prompts
+    from iclab.tasks import build_prompts, get_task
+
+    rng = np.random.default_rng(0)
+    prompts = [p for name in ("bitwise-xor", "bitwise-and", "bitwise-null")
+               for p in build_prompts(get_task(name), rng, 6, k=2)]
+    return encode_prompts(char_tokenizer, prompts)

@@ -22,7 +22,7 @@ def check_probe_contract(probe, model, prompts) -> None:
     import numpy as np
 
     from iclab.models.hooks import hook_count
-    from iclab.probes.result import ROW_COLUMNS, Row
+    from iclab.rows import ROW_COLUMNS, Row
 
     before = hook_count(model)
     a, b = probe(model, prompts), probe(model, prompts)

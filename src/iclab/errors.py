@@ -30,5 +30,5 @@ class ModelLoadError(IclabError, OSError):
     """A model name or path that does not load, or a checkpoint that is corrupt."""
 
 
-class ProbeInputError(IclabError, ValueError):
-    """Prompts or labels a probe cannot use (e.g. a label that is not one token)."""
+class InputError(IclabError, ValueError):
+    """Inputs a world or probe cannot use (prompts of the wrong shape, a label that is not one token)."""

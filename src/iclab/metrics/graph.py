@@ -16,6 +16,7 @@ numbers or arrays out.
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import networkx as nx
@@ -24,7 +25,7 @@ from scipy.linalg import eigh
 from scipy.special import softmax
 from sklearn.decomposition import PCA
 
-from iclab.errors import ProbeInputError
+from iclab.errors import InputError
 
 # -- representations --------------------------------------------------------------------
 
@@ -62,10 +63,10 @@ def node_means(hidden: np.ndarray, nodes: np.ndarray, window_end: int, window: i
         hidden = hidden[None]  # (1, pos, d_model)
     nodes = nodes.reshape(-1, nodes.shape[-1])  # (batch, pos)
     if hidden.shape[:2] != nodes.shape:
-        raise ProbeInputError(f"node_means: hidden {hidden.shape} and nodes {nodes.shape} "
+        raise InputError(f"node_means: hidden {hidden.shape} and nodes {nodes.shape} "
                               "disagree on (batch, pos)")
     if not 0 < window_end <= nodes.shape[1]:
-        raise ProbeInputError(f"node_means: window_end must be in [1, {nodes.shape[1]}]; got {window_end}")
+        raise InputError(f"node_means: window_end must be in [1, {nodes.shape[1]}]; got {window_end}")
     n_nodes = int(nodes.max()) + 1 if n_nodes is None else n_nodes
     start = 0 if window is None else max(0, window_end - window)
     h = hidden[:, start:window_end].reshape(-1, hidden.shape[-1])  # (batch * win, d_model)
@@ -90,7 +91,7 @@ def edge_array(edges) -> np.ndarray:
         edges = list(edges.edges)
     e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     if np.any(e[:, 0] == e[:, 1]):
-        raise ProbeInputError("edges: self-loops have no Dirichlet energy; remove them")
+        raise InputError("edges: self-loops have no Dirichlet energy; remove them")
     return np.unique(np.sort(e, axis=1), axis=0)
 
 
@@ -103,7 +104,7 @@ def standardize(X: np.ndarray) -> np.ndarray:
     """
     X = np.asarray(X, dtype=np.float64)
     if not np.all(np.isfinite(X)):
-        raise ProbeInputError("standardize: X has NaN or inf rows (absent nodes?); drop them with "
+        raise InputError("standardize: X has NaN or inf rows (absent nodes?); drop them with "
                               "drop_absent_nodes first")
     Xc = X - X.mean(axis=0)  # (n_nodes, d)
     scale = np.sqrt((Xc**2).sum() / X.shape[0])
@@ -145,7 +146,7 @@ def expected_permutation_energy(n_nodes: int, n_edges: int) -> float:
     ``2n^2 / (n(n-1)) = 2n / (n-1)``. Spec ``graph_tracing.md``, Dirichlet energy.
     """
     if n_nodes < 2:
-        raise ProbeInputError(f"expected_permutation_energy: need >= 2 nodes; got {n_nodes}")
+        raise InputError(f"expected_permutation_energy: need >= 2 nodes; got {n_nodes}")
     return n_edges * 2.0 * n_nodes / (n_nodes - 1)
 
 
@@ -232,7 +233,7 @@ def spectral_embedding(graph, k: int = 2) -> np.ndarray:
         A = np.asarray(graph, dtype=np.float64)
     n = A.shape[0]
     if not 1 <= k <= n - 1:
-        raise ProbeInputError(f"spectral_embedding: k must be in [1, {n - 1}] for {n} nodes; got {k}")
+        raise InputError(f"spectral_embedding: k must be in [1, {n - 1}] for {n} nodes; got {k}")
     L = np.diag(A.sum(axis=1)) - A  # (n_nodes, n_nodes)
     _, U = eigh(L, subset_by_index=[1, k])  # (n_nodes, k), ascending eigenvalues
     peak = U[np.argmax(np.abs(U), axis=0), np.arange(k)]
@@ -264,7 +265,7 @@ def procrustes_r2(X: np.ndarray, Y: np.ndarray) -> float:
     """
     Xs, Ys = _unit_frobenius(X), _unit_frobenius(Y)
     if Xs.shape[0] != Ys.shape[0]:
-        raise ProbeInputError(f"procrustes_r2: X has {Xs.shape[0]} rows and Y {Ys.shape[0]}; need the same nodes")
+        raise InputError(f"procrustes_r2: X has {Xs.shape[0]} rows and Y {Ys.shape[0]}; need the same nodes")
     nuclear = np.linalg.svd(Xs.T @ Ys, compute_uv=False).sum()  # Xs.T @ Ys: (p, q)
     return float(min(nuclear**2, 1.0))
 
@@ -327,7 +328,7 @@ def pca(X: np.ndarray, k: int = 2) -> PCAResult:
     """
     X = np.asarray(X, dtype=np.float64)
     if not 1 <= k <= min(X.shape):
-        raise ProbeInputError(f"pca: k must be in [1, {min(X.shape)}] for X of shape {X.shape}; got {k}")
+        raise InputError(f"pca: k must be in [1, {min(X.shape)}] for X of shape {X.shape}; got {k}")
     model = PCA(n_components=k, svd_solver="full").fit(X)
     return PCAResult(model.transform(X), model.explained_variance_ratio_)
 
@@ -367,10 +368,44 @@ def rule_following(logits_over_labels: np.ndarray, current_nodes: np.ndarray,
     logits = np.asarray(logits_over_labels, dtype=np.float64)
     nodes, A = np.asarray(current_nodes), np.asarray(adjacency, dtype=bool)
     if logits.shape[:-1] != nodes.shape or logits.shape[-1] != A.shape[0]:
-        raise ProbeInputError(f"rule_following: logits {logits.shape} need shape current_nodes {nodes.shape} "
+        raise InputError(f"rule_following: logits {logits.shape} need shape current_nodes {nodes.shape} "
                               f"+ (n_nodes={A.shape[0]},)")
     valid = A[nodes]  # (..., n_nodes)
     top = np.argmax(logits, axis=-1)  # (...)
     correct = np.take_along_axis(valid, top[..., None], axis=-1)[..., 0]
     mass = (softmax(logits, axis=-1) * valid).sum(axis=-1)
     return RuleFollowing(correct, mass)
+
+
+def natural_ring_edges(order: np.ndarray) -> np.ndarray:
+    """Edges, in ring-node numbering, between nodes whose items are neighbours in the
+    natural cyclic order (Monday–Tuesday, ..., Sunday–Monday); ``order`` (n,) is the item
+    of each ring node (``GraphWorld.word_index``)."""
+    n = order.size
+    gap = (order[:, None] - order[None, :]) % n  # (n, n)
+    return edge_array(np.argwhere(np.triu(gap == 1) | np.triu(gap == n - 1)))
+
+
+def conflict_energies(means: np.ndarray, ring: np.ndarray, natural: np.ndarray) -> dict[str, np.ndarray]:
+    """Normalised energies of PC1-2 and PC3-4 against the in-context ring and the pretrained
+    order, averaged over walks.
+
+    ``means`` is (n_walks, C, n_nodes, d_model) (NaN rows for absent nodes); returns arrays of
+    shape (C,) named ``energy_pc12_context``, ``energy_pc34_context``,
+    ``energy_pc12_pretrained``, ``energy_pc34_pretrained``.
+    """
+    n_walks, C = means.shape[:2]
+    out = {f"energy_pc{pcs}_{graph}": np.full((n_walks, C), np.nan)
+           for graph in ("context", "pretrained") for pcs in ("12", "34")}
+    for w in range(n_walks):
+        for ci in range(C):
+            X = means[w, ci]  # (n_nodes, d_model)
+            if not np.isfinite(X).all() or min(X.shape) < 4:  # measured only when every item is in the window
+                continue
+            coords = pca(X, k=4).coords  # (n_nodes, 4)
+            for graph, edges in (("context", ring), ("pretrained", natural)):
+                out[f"energy_pc12_{graph}"][w, ci] = normalized_dirichlet_energy(coords[:, :2], edges)
+                out[f"energy_pc34_{graph}"][w, ci] = normalized_dirichlet_energy(coords[:, 2:4], edges)
+    with warnings.catch_warnings():  # a context no walk could measure stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {k: np.nanmean(v, axis=0) for k, v in out.items()}

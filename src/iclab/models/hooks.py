@@ -21,7 +21,7 @@ from torch import nn
 
 from iclab.errors import ConfigError
 from iclab.models.families import Family, family_of, get_module
-from iclab.models.names import READ_ONLY, Site, parse_name
+from iclab.models.names import READ_ONLY, ParsedName, parse_name
 
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]
 
@@ -75,7 +75,7 @@ def anatomy(model: nn.Module) -> Anatomy:
     return a
 
 
-def _check_layer(a: Anatomy, site: Site, name: str) -> None:
+def _check_layer(a: Anatomy, site: ParsedName, name: str) -> None:
     if site.layer is not None and not 0 <= site.layer < a.n_layers:
         raise ConfigError(f"activation {name!r}: layer {site.layer} out of range; model has layers 0..{a.n_layers - 1}")
 

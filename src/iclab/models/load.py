@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
@@ -26,7 +27,7 @@ def check_model_path(name_or_path: str) -> None:
 
 
 def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dtype | None = None,
-               trust_remote_code: bool = False, with_tokenizer: bool = True, need_tokenizer: bool = False
+               trust_remote_code: bool = False, tokenizer: Literal["auto", "required", "none"] = "auto"
                ) -> tuple[PreTrainedModel, object | None]:
     """Load a causal LM (and its tokenizer, if it has one) in eval mode.
 
@@ -40,8 +41,10 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
         Defaults to bfloat16 on a GPU and float32 on the CPU (bf16 is very slow on CPUs).
     trust_remote_code : bool, default False
         Off unless asked: remote code runs on this machine.
-    need_tokenizer : bool, default False
-        Refuse a model that comes without a tokenizer (studies that write prompts as text).
+    tokenizer : {"auto", "required", "none"}, default "auto"
+        "auto" loads the tokenizer when the model has one (None otherwise); "required"
+        refuses a model without one (studies that write prompts as text); "none" skips it
+        (models over a world's own tokens).
 
     Raises
     ------
@@ -60,17 +63,18 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelLoadError(f"model {name_or_path!r} could not be loaded: {reason}") from e
     model.to(device).eval()
-    tokenizer = None
+    if tokenizer not in ("auto", "required", "none"):
+        raise ValueError(f"tokenizer = {tokenizer!r}; allowed: auto, required, none")
+    tok = None
     tokenizer_files = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
-    if path.exists() and not any((path / f).exists() for f in tokenizer_files):
-        with_tokenizer = False  # a model trained here has none; AutoTokenizer would return an empty one
-    if with_tokenizer:
+    has_files = not path.exists() or any((path / f).exists() for f in tokenizer_files)
+    if tokenizer != "none" and has_files:  # a model trained here has none; AutoTokenizer would make an empty one
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(path) if path.exists() else name_or_path,
-                                                      trust_remote_code=trust_remote_code)
-        except Exception:  # a model trained here has no tokenizer; probes that need one say so
-            tokenizer = None
-    if need_tokenizer and tokenizer is None:
+            tok = AutoTokenizer.from_pretrained(str(path) if path.exists() else name_or_path,
+                                                trust_remote_code=trust_remote_code)
+        except Exception:  # no usable tokenizer; "required" says so below
+            tok = None
+    if tokenizer == "required" and tok is None:
         raise ModelLoadError(f"model {name_or_path!r} has no tokenizer, and this study writes its prompts as text; "
                              f"save one beside the model with save_pretrained")
-    return model, tokenizer
+    return model, tok

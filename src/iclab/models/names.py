@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from iclab.errors import ConfigError
 
@@ -42,14 +43,18 @@ LAYER_SITES: dict[str, str] = {
 GLOBAL_SITES: dict[str, str] = {"embed": "hook_embed", "normalized": "ln_final.hook_normalized"}
 READ_ONLY: frozenset[str] = frozenset({"resid_mid", "pattern"})
 
+#: The per-layer sites whose activation is (batch, pos, d_model): what probes that read a
+#: residual-stream-like vector (task decodability, graph tracing, task vectors) accept.
+StreamSite = Literal["resid_pre", "resid_mid", "attn_out", "mlp_out", "resid_post"]
+
 _LAYER_RE = re.compile(r"^blocks\.(0|[1-9][0-9]*)\.(" + "|".join(re.escape(v) for v in LAYER_SITES.values()) + r")$")
 _BY_SUFFIX = {v: k for k, v in LAYER_SITES.items()}
 _GLOBAL_BY_NAME = {v: k for k, v in GLOBAL_SITES.items()}
 
 
 @dataclass(frozen=True)
-class Site:
-    """A parsed activation name: ``site`` is a key of LAYER_SITES or GLOBAL_SITES."""
+class ParsedName:
+    """An activation name taken apart: ``site`` is a key of LAYER_SITES or GLOBAL_SITES."""
 
     site: str
     layer: int | None = None
@@ -73,16 +78,16 @@ def act_name(site: str, layer: int | None = None) -> str:
     raise ConfigError(f"unknown activation site {site!r}; known: {', '.join([*GLOBAL_SITES, *LAYER_SITES])}")
 
 
-def parse_name(name: str) -> Site:
+def parse_name(name: str) -> ParsedName:
     """Inverse of :func:`act_name`; raises ConfigError listing the forms allowed."""
     if name in _GLOBAL_BY_NAME:
-        return Site(_GLOBAL_BY_NAME[name])
+        return ParsedName(_GLOBAL_BY_NAME[name])
     m = _LAYER_RE.match(name)
     if m is None:
         raise ConfigError(
             f"unknown activation name {name!r}; allowed: hook_embed, ln_final.hook_normalized, "
             f"blocks.{{l}}.{{{', '.join(LAYER_SITES.values())}}}")
-    return Site(_BY_SUFFIX[m.group(2)], int(m.group(1)))
+    return ParsedName(_BY_SUFFIX[m.group(2)], int(m.group(1)))
 
 
 def all_names(n_layers: int) -> list[str]:

@@ -1,0 +1,46 @@
+"""Probes, registered by name: measurements on a model that return rows (and arrays for figures).
+
+Every probe has one contract (:class:`iclab.probes.base.Probe`): validated parameters in
+the constructor, then ``probe(model, prompts) -> ProbeResult``, where ``prompts`` carries
+everything the measurement needs. Adding a probe is one file with one class plus a line in
+``_REGISTRY`` below; the shared contract checks (``tests/probes/test_probe_contract.py``)
+then run on it.
+"""
+
+from __future__ import annotations
+
+from iclab.errors import UnknownNameError
+from iclab.probes.ablation import HeadAblation
+from iclab.probes.base import Probe
+from iclab.probes.decodability import TaskDecodability
+from iclab.probes.graph_tracing import GraphTracing
+from iclab.probes.icl_score import ICLScore
+from iclab.probes.ictr import ICTR
+from iclab.probes.induction import InductionScores
+from iclab.probes.task_accuracy import TaskAccuracy
+from iclab.probes.task_vectors import TaskVectorPatching
+
+_REGISTRY: dict[str, type[Probe]] = {p.name: p for p in [
+    InductionScores, ICLScore, HeadAblation, ICTR, GraphTracing, TaskDecodability, TaskAccuracy, TaskVectorPatching,
+]}
+
+
+def probe_names() -> list[str]:
+    """Names of the registered probes, sorted."""
+    return sorted(_REGISTRY)
+
+
+def probe_class(name: str) -> type[Probe]:
+    """The probe class registered as ``name``; lists the known names if unknown."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("probe", name, probe_names()) from None
+
+
+def make_probe(name: str, **params) -> Probe:
+    """Build the probe registered as ``name`` with validated parameters."""
+    return probe_class(name)(**params)
+
+
+__all__ = ["Probe", "make_probe", "probe_class", "probe_names", *(c.__name__ for c in _REGISTRY.values())]

@@ -18,7 +18,8 @@ from iclab.models.names import act_name
 from iclab.models.patch import AblateHeads
 from iclab.probes.base import Probe, as_tokens
 from iclab.probes.icl_score import ICLScore
-from iclab.probes.result import ProbeResult, Row
+from iclab.probes.result import ProbeResult
+from iclab.rows import Row
 
 
 class HeadAblation(Probe):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -35,12 +35,12 @@ from torch import nn
 from iclab.metrics.decodability import td_profile
 from iclab.models.capture import capture
 from iclab.models.hooks import anatomy
-from iclab.models.names import act_name
+from iclab.models.names import StreamSite, act_name
 from iclab.probes.base import Probe, batched, model_device
-from iclab.probes.result import ProbeResult, Row
+from iclab.probes.result import ProbeResult
+from iclab.rows import Row
 
 #: layer sites whose activation has shape (batch, pos, d_model)
-Site = Literal["resid_pre", "resid_mid", "attn_out", "mlp_out", "resid_post"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _rows_of(inputs, sl: slice, device: torch.device):
 
 
 @torch.no_grad()
-def gather_hidden(model: nn.Module, inputs, index: np.ndarray, layers: Sequence[int], site: Site = "resid_post",
+def gather_hidden(model: nn.Module, inputs, index: np.ndarray, layers: Sequence[int], site: StreamSite = "resid_post",
                   batch_size: int = 64) -> np.ndarray:
     """Activations at chosen (prompt, position) pairs at several layers, from one pass per chunk.
 
@@ -131,7 +131,7 @@ def gather_hidden(model: nn.Module, inputs, index: np.ndarray, layers: Sequence[
     return out
 
 
-def hidden_states(model: nn.Module, prompts: LabelledInputs, layers: Sequence[int], site: Site = "resid_post",
+def hidden_states(model: nn.Module, prompts: LabelledInputs, layers: Sequence[int], site: StreamSite = "resid_post",
                   batch_size: int = 64) -> np.ndarray:
     """The feature of each prompt at each layer, (layers, n, d_model), float32."""
     index = np.stack([np.arange(len(prompts.positions)), prompts.positions], axis=1)  # (n, 2)
@@ -186,7 +186,7 @@ class TaskDecodability(Probe):
     name: ClassVar[str] = "td"
     k: int = Field(10, ge=1)
     layers: list[int] | None = None
-    site: Site = "resid_post"
+    site: StreamSite = "resid_post"
     batch_size: int = Field(64, ge=1)
     keep_hidden: bool = False
 

@@ -34,6 +34,7 @@ same numbers (up to float round-off) as re-running the model on walks cut at eac
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import networkx as nx
@@ -41,24 +42,50 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from iclab.errors import ProbeInputError
+from iclab.errors import InputError
 from iclab.metrics.graph import (drop_absent_nodes, edge_array, node_means, normalized_dirichlet_energy, pca,
                                  procrustes_r2, rule_following, spectral_embedding)
 from iclab.models.capture import capture
 from iclab.models.hooks import anatomy
-from iclab.models.names import act_name
+from iclab.models.names import StreamSite, act_name
 from iclab.probes.base import Probe, as_tokens, batched
-from iclab.probes.result import ProbeResult, Row
+from iclab.probes.result import ProbeResult
+from iclab.rows import Row
 from iclab.worlds.base import TokenBatch
 
-ResidualSite = Literal["resid_pre", "resid_mid", "attn_out", "mlp_out", "resid_post"]
+
+
+@dataclass(frozen=True)
+class GraphWalks:
+    """The prompts of :class:`GraphTracing`: walks on a graph written as node labels.
+
+    Attributes
+    ----------
+    walks : TokenBatch
+        Tokens (n_walks, pos) with ``info["nodes"]`` (n_walks, pos), e.g. from
+        :class:`iclab.worlds.graph.GraphWorld`; a leading column of -1 nodes (a BOS, see
+        :func:`prepend_token`) is skipped.
+    graph : networkx graph on nodes ``0 .. n-1``, or its (n, n) adjacency
+    labels : ndarray of shape (n_nodes,), optional
+        Token of each node; default ``walks.info["labels"][0]``.
+    """
+
+    walks: TokenBatch
+    graph: object
+    labels: np.ndarray | None = None
+
+    def head(self, n: int) -> "GraphWalks":
+        """The first ``n`` walks."""
+        w = self.walks
+        return GraphWalks(TokenBatch(w.tokens[:n], None, {k: v[:n] for k, v in w.info.items()}), self.graph,
+                          self.labels)
 
 
 def log_context_lengths(max_length: int, n: int, min_length: int = 1) -> np.ndarray:
     """About ``n`` context lengths spaced evenly on a log scale from ``min_length`` to
     ``max_length`` (both included), rounded to distinct integers, ascending, shape (<= n,)."""
     if not 1 <= min_length <= max_length:
-        raise ProbeInputError(f"context lengths: need 1 <= min_length ({min_length}) <= max_length ({max_length})")
+        raise InputError(f"context lengths: need 1 <= min_length ({min_length}) <= max_length ({max_length})")
     grid = np.geomspace(min_length, max_length, num=n)
     return np.unique(np.round(grid).astype(np.int64))
 
@@ -90,11 +117,11 @@ def _adjacency(graph) -> np.ndarray:
     if isinstance(graph, nx.Graph):
         n = graph.number_of_nodes()
         if sorted(graph.nodes) != list(range(n)):
-            raise ProbeInputError("graph tracing: the graph's nodes must be 0 .. n-1 (as GraphWorld.graph gives)")
+            raise InputError("graph tracing: the graph's nodes must be 0 .. n-1 (as GraphWorld.graph gives)")
         return nx.to_numpy_array(graph, nodelist=range(n)) > 0
     A = np.asarray(graph)
     if A.ndim != 2 or A.shape[0] != A.shape[1] or not np.array_equal(A, A.T):
-        raise ProbeInputError(f"graph tracing: graph must be a networkx graph or a symmetric (n, n) adjacency; "
+        raise InputError(f"graph tracing: graph must be a networkx graph or a symmetric (n, n) adjacency; "
                               f"got an array of shape {A.shape}")
     return A.astype(bool)
 
@@ -137,13 +164,8 @@ class GraphTracing(Probe):
         Also return the node means, (n_walks, C, L, n_nodes, d_model) with ``pool="walk"``
         and (1, C, L, n_nodes, d_model) with ``pool="batch"``.
 
-    Call ``probe(model, walks, graph, labels=None)``:
-
-    - ``walks``: a TokenBatch of shape (n_walks, pos) with ``info["nodes"]`` (n_walks, pos)
-      (e.g. from :class:`iclab.worlds.graph.GraphWorld`); a leading column of -1 nodes
-      (a BOS, see :func:`prepend_token`) is skipped.
-    - ``graph``: networkx graph on nodes ``0 .. n-1`` or its (n, n) adjacency.
-    - ``labels``: token of each node, (n_nodes,); default ``walks.info["labels"][0]``.
+    Call ``probe(model, prompts)`` with ``prompts`` a :class:`GraphWalks` (the walks, the
+    graph, and the token of each node).
 
     Returns rows ``probe="graph"`` with ``pos`` = context length c: ``accuracy``,
     ``neighbor_mass``, ``chance``, ``accuracy_no_backtrack``, ``neighbor_mass_no_backtrack``,
@@ -165,7 +187,7 @@ class GraphTracing(Probe):
     n_contexts: int = Field(14, ge=1)
     min_context: int = Field(1, ge=1)
     layers: list[int] | None = Field(None, min_length=1)
-    site: ResidualSite = "resid_post"
+    site: StreamSite = "resid_post"
     window: int | None = Field(200, ge=1)
     accuracy_window: float = Field(0.5, gt=0, le=1)
     n_components: int = Field(2, ge=1)
@@ -190,7 +212,7 @@ class GraphTracing(Probe):
             return log_context_lengths(walk_len, self.n_contexts, min(self.min_context, walk_len))
         cs = np.unique(np.asarray(self.context_lengths, dtype=np.int64))
         if cs.max() > walk_len:
-            raise ProbeInputError(f"graph tracing: context_lengths up to {int(cs.max())} but the walks have "
+            raise InputError(f"graph tracing: context_lengths up to {int(cs.max())} but the walks have "
                                   f"{walk_len} tokens")
         return cs
 
@@ -199,7 +221,7 @@ class GraphTracing(Probe):
         layers = list(range(n_layers)) if self.layers is None else list(dict.fromkeys(self.layers))
         bad = [l for l in layers if not 0 <= l < n_layers]
         if bad:
-            raise ProbeInputError(f"graph tracing: layers {bad} out of range; the model has layers 0..{n_layers - 1}")
+            raise InputError(f"graph tracing: layers {bad} out of range; the model has layers 0..{n_layers - 1}")
         return layers
 
     @staticmethod
@@ -207,14 +229,14 @@ class GraphTracing(Probe):
         """Nodes of the walk tokens (n_walks, walk_len) and the length of the leading prefix."""
         info = getattr(walks, "info", None) or {}
         if "nodes" not in info:
-            raise ProbeInputError("graph tracing needs walks with info['nodes'] (a TokenBatch from GraphWorld)")
+            raise InputError("graph tracing needs walks with info['nodes'] (a TokenBatch from GraphWorld)")
         nodes = np.asarray(info["nodes"], dtype=np.int64)
         if nodes.shape[1] != n_tokens:
-            raise ProbeInputError(f"graph tracing: info['nodes'] has {nodes.shape[1]} positions, tokens {n_tokens}")
+            raise InputError(f"graph tracing: info['nodes'] has {nodes.shape[1]} positions, tokens {n_tokens}")
         is_node = nodes >= 0
         prefix = int(np.argmax(is_node.any(axis=0))) if is_node.any() else n_tokens
         if not is_node[:, prefix:].all() or is_node[:, :prefix].any() or prefix >= n_tokens:
-            raise ProbeInputError("graph tracing: info['nodes'] may have -1 (no node) only in a leading prefix "
+            raise InputError("graph tracing: info['nodes'] may have -1 (no node) only in a leading prefix "
                                   "of equal length for every walk (e.g. one BOS column)")
         return nodes[:, prefix:], prefix
 
@@ -223,28 +245,32 @@ class GraphTracing(Probe):
         if labels is None:
             info_labels = np.asarray((getattr(walks, "info", None) or {}).get("labels", np.empty((0, 0))))
             if info_labels.ndim != 2 or info_labels.shape[0] == 0 or not (info_labels == info_labels[0]).all():
-                raise ProbeInputError("graph tracing: pass labels= (token of each node), or walks whose "
+                raise InputError("graph tracing: pass labels= (token of each node), or walks whose "
                                       "info['labels'] is the same row for every walk")
             labels = info_labels[0]
         labels = np.asarray(labels, dtype=np.int64)
         if labels.shape != (n_nodes,):
-            raise ProbeInputError(f"graph tracing: labels must have shape ({n_nodes},) for a graph of {n_nodes} "
+            raise InputError(f"graph tracing: labels must have shape ({n_nodes},) for a graph of {n_nodes} "
                                   f"nodes; got {labels.shape}")
         if np.unique(labels).size != n_nodes or labels.min() < 0 or labels.max() >= vocab:
-            raise ProbeInputError(f"graph tracing: labels must be distinct token ids in [0, {vocab}); got "
+            raise InputError(f"graph tracing: labels must be distinct token ids in [0, {vocab}); got "
                                   f"{labels.tolist()}")
         return labels
 
     # -- measurement -----------------------------------------------------------------
 
     @torch.no_grad()
-    def __call__(self, model, walks, graph, labels=None) -> ProbeResult:
+    def __call__(self, model, prompts: GraphWalks) -> ProbeResult:
+        if not isinstance(prompts, GraphWalks):
+            raise InputError(f"graph tracing takes GraphWalks(walks, graph, labels) as prompts; got "
+                             f"{type(prompts).__name__}")
+        walks, graph, labels = prompts.walks, prompts.graph, prompts.labels
         tokens = as_tokens(model, walks)  # (n_walks, prefix + walk_len)
         nodes, prefix = self._walk_nodes(walks, tokens.shape[1])  # (n_walks, walk_len)
         A = _adjacency(graph)  # (n_nodes, n_nodes)
         n_nodes = A.shape[0]
         if nodes.max() >= n_nodes:
-            raise ProbeInputError(f"graph tracing: walks visit node {int(nodes.max())}; the graph has {n_nodes}")
+            raise InputError(f"graph tracing: walks visit node {int(nodes.max())}; the graph has {n_nodes}")
         edges = edge_array(np.argwhere(np.triu(A)))  # (n_edges, 2)
         spectral = spectral_embedding(A.astype(np.float64), k=min(self.n_components, n_nodes - 1))  # (n_nodes, k)
         layers = self._layers(model)
@@ -388,3 +414,18 @@ def transition_context(contexts: np.ndarray, accuracy: np.ndarray, min_rise: flo
     if hi - lo < min_rise:
         return None
     return int(contexts[low + np.argmax(accuracy[low : peak + 1] >= (lo + hi) / 2)])
+
+
+def pick_layer(arrays: dict[str, np.ndarray], wanted: int | None) -> int:
+    """Index (into ``arrays["layers"]`` of a :class:`GraphTracing` result) of ``wanted``, or of
+    the layer whose top-2-PC energy at the longest measured context is lowest."""
+    layers = list(arrays["layers"])
+    if wanted is not None:
+        if wanted not in layers:
+            raise InputError(f"probe.figure_layer={wanted} was not traced; traced layers: {layers}")
+        return layers.index(wanted)
+    e = arrays["energy_pca"]  # (C, L)
+    finite = np.nonzero(np.isfinite(e).any(axis=1))[0]
+    if finite.size == 0:
+        return len(layers) // 2
+    return int(np.nanargmin(e[finite[-1]]))

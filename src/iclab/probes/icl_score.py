@@ -17,7 +17,8 @@ from pydantic import Field, model_validator
 
 from iclab.models.capture import forward_logits
 from iclab.probes.base import Probe, as_tokens, batched
-from iclab.probes.result import ProbeResult, Row
+from iclab.probes.result import ProbeResult
+from iclab.rows import Row
 
 
 @torch.no_grad()

@@ -37,10 +37,11 @@ from pydantic import Field, field_validator
 from scipy.stats import binomtest
 from torch import nn
 
-from iclab.errors import ProbeInputError
+from iclab.errors import InputError
 from iclab.probes.base import Probe, as_tokens, batched, model_device
 from iclab.probes.ictr_sampling import sample_continuations, vocab_size_of
-from iclab.probes.result import ProbeResult, Row
+from iclab.probes.result import ProbeResult
+from iclab.rows import Row
 from iclab.worlds.base import TokenBatch
 from iclab.worlds.icg import TOPIC_SETS, ICGWorld
 
@@ -125,7 +126,7 @@ class ICTR(Probe):
     def prompts(self, world: ICGWorld, rng: np.random.Generator) -> ICTRPrompts:
         """Draw the prompts (n per topic set, nested over k) and their Bayes reference."""
         if not isinstance(world, ICGWorld):
-            raise ProbeInputError(f"ICTR needs an ICG world; got {type(world).__name__}")
+            raise InputError(f"ICTR needs an ICG world; got {type(world).__name__}")
         k_max = self.shots[-1]
         batches, bayes = {}, {}
         for s in self.topic_sets:
@@ -140,7 +141,7 @@ class ICTR(Probe):
         world = prompts.world
         missing = [s for s in self.topic_sets if s not in prompts.batches]
         if missing or self.shots[-1] > prompts.batches[self.topic_sets[0]].info["paragraphs"].shape[1]:
-            raise ProbeInputError(f"these prompts were not made by this probe (sets {sorted(prompts.batches)}); "
+            raise InputError(f"these prompts were not made by this probe (sets {sorted(prompts.batches)}); "
                                   "make them with probe.prompts(world, rng)")
         vocab = vocab_size_of(model)
         if vocab is None:  # no config or unembedding says: read the width of the logits
@@ -148,7 +149,7 @@ class ICTR(Probe):
                 out = model(input_ids=as_tokens(model, prompts.shot(self.topic_sets[0], 1)[:1]))
             vocab = (out["logits"] if isinstance(out, dict) else out.logits).shape[-1]
         if vocab != world.vocab_size:
-            raise ProbeInputError(f"ICTR needs a model over the ICG world's {world.vocab_size} tokens; "
+            raise InputError(f"ICTR needs a model over the ICG world's {world.vocab_size} tokens; "
                                   f"this model has a vocabulary of {vocab}")
         L = world.paragraph_len
         shape = (len(self.topic_sets), len(self.shots))
@@ -186,7 +187,7 @@ class ICTR(Probe):
             out.append(g.cpu().numpy())
         g = np.concatenate(out)
         if g.shape != (len(x), n_new):
-            raise ProbeInputError(f"the model produced generations of shape {g.shape}; expected {(len(x), n_new)}")
+            raise InputError(f"the model produced generations of shape {g.shape}; expected {(len(x), n_new)}")
         return g
 
 

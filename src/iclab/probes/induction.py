@@ -30,7 +30,8 @@ from iclab.models.hooks import anatomy
 from iclab.models.names import act_name
 from iclab.probes.base import Probe, as_tokens, batched
 from iclab.probes.copying import copying_scores
-from iclab.probes.result import ProbeResult, Row
+from iclab.probes.result import ProbeResult
+from iclab.rows import Row
 
 
 def induction_score(pattern: torch.Tensor, half: int) -> torch.Tensor:

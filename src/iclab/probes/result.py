@@ -1,56 +1,13 @@
-"""What every probe returns: long rows of metrics, plus arrays for figures.
-
-One measurement is one :class:`Row`. The columns are fixed so that every run's results
-table has the same schema and all runs can be queried together with SQL:
-
-=========  =======  ===========================================================
-column     type     meaning
-=========  =======  ===========================================================
-probe      str      the probe that measured it (``"induction"``, ``"ictr"``)
-metric     str      what was measured (``"induction_score"``, ``"ictr"``)
-value      float    the number
-layer      int      0-based layer, or None
-head       int      0-based head, or None
-pos        int      token position, context length or shot count, or None
-step       int      training step the model was at, or None for a loaded model
-model      str      label of the model measured (``"L2"``, ``"gpt2"``), or None
-label      str      a category: topic set ``"R"``, basis ``"2"``, task ``"XOR"``
-=========  =======  ===========================================================
-
-The runs layer adds ``study`` and ``run`` when it stores rows.
-"""
+"""What every probe returns: long rows of metrics (:mod:`iclab.rows`), plus arrays for figures."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Row:
-    """One measurement; see the module docstring for the columns."""
-
-    probe: str
-    metric: str
-    value: float
-    layer: int | None = None
-    head: int | None = None
-    pos: int | None = None
-    step: int | None = None
-    model: str | None = None
-    label: str | None = None
-
-    def __post_init__(self):
-        object.__setattr__(self, "value", float(self.value))
-        for name in ("layer", "head", "pos", "step"):
-            v = getattr(self, name)
-            if v is not None:
-                object.__setattr__(self, name, int(v))
-
-
-ROW_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row))
+from iclab.rows import Rows
 
 
 @dataclass
@@ -59,18 +16,22 @@ class ProbeResult:
 
     Attributes
     ----------
-    rows : list of Row
-        The measurements, one per row.
+    rows : Rows
+        The measurements, one per row (a list of :class:`iclab.rows.Row` with queries).
     arrays : dict of str to ndarray
         Arrays a figure needs (e.g. ``"induction_score"`` of shape (layer, head)).
     """
 
-    rows: list[Row] = field(default_factory=list)
+    rows: Rows = field(default_factory=Rows)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.rows, Rows):
+            self.rows = Rows(self.rows)
 
     def tagged(self, **tags: Any) -> "ProbeResult":
         """The same result with ``tags`` (e.g. ``step=100, model="L2"``) set on every row."""
-        return ProbeResult([replace(r, **tags) for r in self.rows], dict(self.arrays))
+        return ProbeResult(self.rows.tagged(**tags), dict(self.arrays))
 
     def extend(self, other: "ProbeResult") -> None:
         self.rows.extend(other.rows)
@@ -78,12 +39,4 @@ class ProbeResult:
 
     def value(self, metric: str, **where: Any) -> float:
         """The single value of ``metric`` among rows matching ``where``; raises if not exactly one."""
-        hits = [r for r in self.rows if r.metric == metric
-                and all(getattr(r, k) == v for k, v in where.items())]
-        if len(hits) != 1:
-            raise LookupError(f"{len(hits)} rows match metric={metric!r} {where}")
-        return hits[0].value
-
-
-def rows_as_dicts(rows: list[Row]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in rows]
+        return self.rows.value(metric, **where)

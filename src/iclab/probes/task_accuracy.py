@@ -29,7 +29,8 @@ from iclab.models.capture import forward_logits
 from iclab.models.hooks import HookFn
 from iclab.models.patch import patch
 from iclab.probes.base import Probe, batched, model_device
-from iclab.probes.result import ProbeResult, Row
+from iclab.probes.result import ProbeResult
+from iclab.rows import Row
 from iclab.probes.task_text import EncodedPrompts, answer_token_count
 
 #: edits for a chunk of prompts: (prompt indices (chunk,), query positions (chunk,) on the

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from iclab.errors import ProbeInputError
+from iclab.errors import InputError
 from iclab.tasks.prompts import ARROW, Prompt
 
 #: the arrow as it appears in the text; its last character locates the arrow's token
@@ -102,14 +102,14 @@ def encode_prompts(tokenizer, prompts: Sequence[Prompt]) -> EncodedPrompts:
 
     Raises
     ------
-    ProbeInputError
+    InputError
         If the tokenizer gives no offset mapping (a "slow" tokenizer) or an arrow is not
         covered by any token.
     """
     if not prompts:
-        raise ProbeInputError("encode_prompts: no prompts")
+        raise InputError("encode_prompts: no prompts")
     if not getattr(tokenizer, "is_fast", False):
-        raise ProbeInputError(f"{type(tokenizer).__name__} is not a fast tokenizer: the task probes need its "
+        raise InputError(f"{type(tokenizer).__name__} is not a fast tokenizer: the task probes need its "
                               "offset mapping to find the arrow tokens")
     seqs, arrows = [], []
     for p in prompts:
@@ -117,7 +117,7 @@ def encode_prompts(tokenizer, prompts: Sequence[Prompt]) -> EncodedPrompts:
         offsets = enc["offset_mapping"]
         pos = [_token_at(offsets, a + len(ARROW_MARK) - 1) for a in p.arrows]  # the token holding '>'
         if any(t is None for t in pos):
-            raise ProbeInputError(f"no token covers an arrow of prompt {p.text!r}")
+            raise InputError(f"no token covers an arrow of prompt {p.text!r}")
         seqs.append(list(enc["input_ids"][: pos[-1] + 1]))
         arrows.append(np.array(pos, dtype=np.int64))
     pad = pad_id_of(tokenizer)
@@ -131,3 +131,16 @@ def encode_prompts(tokenizer, prompts: Sequence[Prompt]) -> EncodedPrompts:
 def answer_token_count(tokenizer, prompts: Sequence[Prompt]) -> int:
     """Most tokens any answer takes when it follows the arrow (as ``" " + answer``)."""
     return max(len(tokenizer(" " + p.answer, add_special_tokens=False)["input_ids"]) for p in prompts)
+
+
+def answer_tokens(enc: EncodedPrompts) -> tuple[list[list[int]], list[int]]:
+    """Token ids of each prompt followed by its answer (``" " + answer``), and the prompt lengths
+    (where each answer starts): the training sequences of fine-tuning on the answers."""
+    tok = enc.tokenizer
+    seqs, starts = [], []
+    for j, p in enumerate(enc.prompts):
+        prompt = enc.ids[j, : enc.lengths[j]].tolist()
+        answer = tok(" " + p.answer, add_special_tokens=False)["input_ids"]
+        seqs.append(prompt + list(answer))
+        starts.append(len(prompt))
+    return seqs, starts

@@ -32,18 +32,19 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from iclab.errors import ProbeInputError
-from iclab.models.names import act_name
+from iclab.errors import InputError
+from iclab.models.names import StreamSite, act_name
 from iclab.models.patch import Add, Replace
 from iclab.probes.base import Probe
-from iclab.probes.decodability import Site, gather_hidden
-from iclab.probes.result import ProbeResult, Row
+from iclab.probes.decodability import gather_hidden
+from iclab.probes.result import ProbeResult
+from iclab.rows import Row
 from iclab.probes.task_accuracy import EditsFor, correct
 from iclab.probes.task_text import EncodedPrompts
 
 
 def task_vectors(model: nn.Module, enc: EncodedPrompts, layers: Sequence[int],
-                 where: Literal["arrows", "query"] = "arrows", site: Site = "resid_post",
+                 where: Literal["arrows", "query"] = "arrows", site: StreamSite = "resid_post",
                  batch_size: int = 16) -> dict[str, np.ndarray]:
     """The task vector of every task among ``enc``'s prompts at each of ``layers``.
 
@@ -131,7 +132,7 @@ class TaskVectorPatching(Probe):
         tasks = enc.tasks
         missing = sorted({*tasks, prompts.null_task} - set(prompts.vectors))
         if missing:
-            raise ProbeInputError(f"no task vector for {', '.join(missing)}; have {', '.join(prompts.vectors)}")
+            raise InputError(f"no task vector for {', '.join(missing)}; have {', '.join(prompts.vectors)}")
         positive = np.stack([prompts.vectors[t] for t in tasks])  # (n, d_model)
         negative = np.repeat(prompts.vectors[prompts.null_task][None], len(tasks), axis=0)  # (n, d_model)
         run = dict(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)

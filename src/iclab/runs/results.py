@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from iclab.errors import IclabError
+from iclab.rows import ARROW_SCHEMA
 
 
 def connect(root: str | Path = "runs") -> duckdb.DuckDBPyConnection:
@@ -27,10 +28,8 @@ def connect(root: str | Path = "runs") -> duckdb.DuckDBPyConnection:
     if files:
         con.execute(f"create view metrics as select * from read_parquet({files!r}, union_by_name = true)")
     else:
-        con.execute("create view metrics as select null::varchar as study, null::varchar as run, "
-                    "null::varchar as probe, null::varchar as metric, null::double as value, null::bigint as layer, "
-                    "null::bigint as head, null::bigint as pos, null::bigint as step, null::varchar as model, "
-                    "null::varchar as label where false")
+        con.register("no_metrics", ARROW_SCHEMA.empty_table())
+        con.execute("create view metrics as select * from no_metrics")
     runs = []
     for meta_path in sorted(root.glob("**/run.json")):
         meta = json.loads(meta_path.read_text())

@@ -6,14 +6,17 @@
         config.yaml          the resolved config (what --set produced), saved first
         run.json             study, preset, created, status, model, seed
         checkpoints/<name>/  one folder per model trained (see iclab.train.checkpoint)
-        results.parquet      long-format rows (iclab.probes.result) + study and run columns
+        results.parquet      long-format rows (iclab.rows) + study and run columns
+        arrays/<name>.npz    arrays a report needs besides the rows (probe arrays, representations)
         figures/*.png
         report.json          sections of the report: text, tables, figures
         report.html          self-contained (figures inlined)
 
-Every file is written atomically. A run that stops can be continued by ``iclab resume``:
-the study is called again on the same directory, finished trainings load from their
-last checkpoint and unfinished ones continue from theirs.
+Every file is written atomically. A study's ``measure`` writes the rows and arrays; its
+``report`` reads them back (and nothing else), so ``iclab report`` rebuilds every figure
+without a model. A run that stops can be continued by ``iclab resume``: the study is
+called again on the same directory, finished trainings load from their last checkpoint
+and unfinished ones continue from theirs.
 """
 
 from __future__ import annotations
@@ -25,16 +28,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from iclab.atomic import atomic_write, atomic_write_text
 from iclab.errors import IclabError
-from iclab.probes.result import ROW_COLUMNS, Row
-
-_SCHEMA = pa.schema([("study", pa.string()), ("run", pa.string()), ("probe", pa.string()), ("metric", pa.string()),
-                     ("value", pa.float64()), ("layer", pa.int64()), ("head", pa.int64()), ("pos", pa.int64()),
-                     ("step", pa.int64()), ("model", pa.string()), ("label", pa.string())])
+from iclab.rows import ARROW_SCHEMA, ROW_COLUMNS, Row, Rows
 
 
 class Run:
@@ -104,14 +104,29 @@ class Run:
             cols["run"].append(meta["run"])
             for c in ROW_COLUMNS:
                 cols[c].append(d[c])
-        table = pa.Table.from_pydict(cols, schema=_SCHEMA)
+        table = pa.Table.from_pydict(cols, schema=ARROW_SCHEMA)
         return atomic_write(self.path / "results.parquet", lambda p: pq.write_table(table, p))
 
-    def load_rows(self) -> list[Row]:
+    def load_rows(self) -> Rows:
+        """The rows of ``results.parquet`` (empty if the run has none yet)."""
         path = self.path / "results.parquet"
         if not path.is_file():
-            return []
-        return [Row(**{c: d[c] for c in ROW_COLUMNS}) for d in pq.read_table(path).to_pylist()]
+            return Rows()
+        return Rows(Row(**{c: d[c] for c in ROW_COLUMNS}) for d in pq.read_table(path).to_pylist())
+
+    # --- arrays ----------------------------------------------------------------------
+    def save_arrays(self, name: str, **arrays) -> Path:
+        """Save named arrays as ``arrays/<name>.npz`` (replacing it); scalars become 0-d arrays."""
+        data = {k: np.asarray(v) for k, v in arrays.items()}
+        return atomic_write(self.path / "arrays" / f"{name}.npz", lambda p: _savez(p, data))
+
+    def load_arrays(self, name: str) -> dict[str, np.ndarray]:
+        """The arrays saved under ``name``; raises IclabError naming the file if it is missing."""
+        path = self.path / "arrays" / f"{name}.npz"
+        if not path.is_file():
+            raise IclabError(f"{path} is missing: the run did not finish measuring (iclab resume {self.path})")
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
 
     # --- figures and report ----------------------------------------------------------
     def save_figure(self, fig, name: str) -> str:
@@ -122,3 +137,8 @@ class Run:
         atomic_write(self.path / rel, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight"))
         plt.close(fig)
         return rel
+
+
+def _savez(path: Path, data: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to the temporary name
+        np.savez(f, **data)

@@ -1,46 +1,53 @@
-"""The studies, registered by name: one file per seed experiment.
+"""The studies, registered by name in one table: one package per seed experiment.
 
-A study is a config class (pydantic) and a function ``run_study(cfg, run, model_name)``
-that trains, probes, saves rows and figures, and returns the Report.
+Each study package defines ``STUDY``, a :class:`~iclab.studies.study.Study` (config,
+measure, report). The table below holds only the module and a line of description, so
+``iclab list`` does not import torch; :func:`get_study` imports the module on use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass
 
 from iclab.errors import UnknownNameError
 
 
 @dataclass(frozen=True)
-class Study:
+class StudyEntry:
+    """A row of the registry: the study's name, what it shows, and the module defining ``STUDY``."""
+
     name: str
     description: str
-    module: str  # imported on use, so `iclab list` stays fast
+    module: str
 
-    def load(self) -> tuple[type, Callable]:
-        import importlib
-
-        mod = importlib.import_module(self.module)
-        config_cls = next(v for k, v in vars(mod).items() if k.endswith("Config") and k != "Frozen"
-                          and getattr(v, "__module__", None) == mod.__name__)
-        return config_cls, mod.run_study
+    def load(self):
+        study = importlib.import_module(self.module).STUDY
+        if study.name != self.name:
+            raise RuntimeError(f"{self.module}.STUDY is named {study.name!r}, registered as {self.name!r}")
+        return study
 
 
-STUDIES: dict[str, Study] = {s.name: s for s in [
-    Study("induction-heads", "Induction heads form in a phase change that coincides with a drop of the ICL score "
-          "(Olsson et al. 2022)", "iclab.studies.induction_heads"),
-    Study("graph-tracing", "A graph given in context reorganises token representations; rule following rises with "
-          "context (Park et al. 2025)", "iclab.studies.graph_tracing"),
-    Study("icg-generalization", "In-context generation: trained models repeat R topics, and with compositional topics "
-          "(M = 4) also unseen ones (Jiang et al. 2024)", "iclab.studies.icg_generalization"),
-    Study("task-vectors", "Task encoding emerges with in-context regression; task decodability tracks accuracy "
-          "and task vectors steer pretrained LMs (Han et al. 2025)", "iclab.studies.task_vectors"),
+STUDIES: dict[str, StudyEntry] = {s.name: s for s in [
+    StudyEntry("induction-heads", "Induction heads form in a phase change that coincides with a drop of the ICL "
+               "score (Olsson et al. 2022)", "iclab.studies.induction_heads"),
+    StudyEntry("graph-tracing", "A graph given in context reorganises token representations; rule following rises "
+               "with context (Park et al. 2025)", "iclab.studies.graph_tracing"),
+    StudyEntry("icg-generalization", "In-context generation: trained models repeat R topics, and with compositional "
+               "topics (M = 4) also unseen ones (Jiang et al. 2024)", "iclab.studies.icg_generalization"),
+    StudyEntry("task-vectors", "Task encoding emerges with in-context regression; task decodability tracks "
+               "accuracy and task vectors steer pretrained LMs (Han et al. 2025)", "iclab.studies.task_vectors"),
 ]}
 
 
-def get_study(name: str) -> Study:
+def study_names() -> list[str]:
+    return sorted(STUDIES)
+
+
+def get_study(name: str):
+    """The :class:`~iclab.studies.study.Study` registered as ``name``; lists the known names if unknown."""
     try:
-        return STUDIES[name]
+        entry = STUDIES[name]
     except KeyError:
-        raise UnknownNameError("study", name, sorted(STUDIES)) from None
+        raise UnknownNameError("study", name, study_names()) from None
+    return entry.load()

@@ -1,7 +1,7 @@
 """The sweep's report: one table of all trials, then the study's own figures over the grid.
 
-A study may define ``sweep_sections(trials, save_figure) -> list[Section]`` in its module;
-it gets the finished trials (:class:`iclab.sweep.trials.TrialRecord`, each with the
+A study may give ``sweep_report(trials, save_figure) -> list[Section]`` (a field of its
+:class:`~iclab.studies.study.Study`); it gets the finished trials (:class:`iclab.sweep.trials.TrialRecord`, each with the
 path of its run directory) and a function that saves a matplotlib figure under the
 sweep's ``figures/`` and returns its relative path. The report is written as
 ``report.json`` and a self-contained ``report.html`` in the sweep directory, in the same

@@ -20,7 +20,6 @@ sweep goes on.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import re
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from iclab.atomic import atomic_write_text
-from iclab.config import load_config, to_yaml
+from iclab.config import to_yaml
 from iclab.errors import ConfigError
 from iclab.progress import console
 from iclab.studies import get_study
@@ -103,9 +102,9 @@ def run_sweep(study: str, preset: str = "cpu", overrides: dict[str, Any] | None 
         from iclab.sweep.ray_executor import check_ray
 
         check_ray()  # before anything is written
-    config_cls, _ = get_study(study).load()
+    spec = get_study(study)
     overrides = dict(overrides or {})
-    base = load_config(config_cls, study, preset, overrides)
+    base = spec.load_config(preset, overrides)
     full_grid = {**(getattr(base, "sweep", None) or {}), **(grid or {})}
     trials = expand_grid(full_grid)
     if not trials:
@@ -114,7 +113,7 @@ def run_sweep(study: str, preset: str = "cpu", overrides: dict[str, Any] | None 
     configs = []
     for t in trials:
         try:
-            configs.append(to_yaml(load_config(config_cls, study, preset, {**overrides, **t.overrides})))
+            configs.append(to_yaml(spec.load_config(preset, {**overrides, **t.overrides})))
         except ConfigError as e:
             raise ConfigError(f"sweep trial {t.name!r}: {e}") from None
 
@@ -163,7 +162,7 @@ def run_sweep(study: str, preset: str = "cpu", overrides: dict[str, Any] | None 
 
     from iclab.sweep.report import write_sweep_report
 
-    write_sweep_report(sweep_dir, state, records, _study_sections(study))
+    write_sweep_report(sweep_dir, state, records, spec.sweep_report)
     return SweepResult(sweep_dir, records)
 
 
@@ -186,9 +185,3 @@ def _earlier_seconds(sweep_dir: Path) -> dict[str, float]:
 def _save(sweep_dir: Path, state: dict[str, Any], records: list[TrialRecord]) -> None:
     data = {**state, "trials": [r.to_dict() for r in records]}
     atomic_write_text(sweep_dir / "sweep.json", json.dumps(data, indent=2, default=str))
-
-
-def _study_sections(study: str):
-    """The study's ``sweep_sections(trials, save_figure)`` if its module defines one, else None."""
-    module = importlib.import_module(get_study(study).module)
-    return getattr(module, "sweep_sections", None)

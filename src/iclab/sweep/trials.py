@@ -7,7 +7,7 @@ report`` and ``iclab results`` work on it unchanged. Its ``run.json`` has ``run`
 and ``trial``.
 
 A trial is prepared (config and metadata written, status ``pending``) before the sweep
-starts, then executed with :func:`iclab.api.resume`, which runs the study on an existing
+starts, then executed with :func:`iclab.studies.execute.resume`, which runs the study on an existing
 directory from its last checkpoint (from scratch when there is none) and records
 ``done`` or ``failed`` with the error. So a trial interrupted by a killed sweep continues
 where it stopped, and a finished one is skipped.
@@ -70,13 +70,13 @@ def run_trial(path: str) -> dict[str, Any]:
     recorded (in the run's ``run.json`` with its traceback, and in the returned
     ``error``), not raised: the sweep goes on. KeyboardInterrupt and SystemExit stop it.
     """
-    from iclab.api import resume
+    from iclab.studies.execute import resume
 
     t0 = time.perf_counter()
     try:
         resume(path)
         status, error = "done", None
-    except Exception as e:  # recorded in run.json by iclab.api and returned to the sweep
+    except Exception as e:  # recorded in run.json by execute() and returned to the sweep
         status = "failed"
         error = f"{type(e).__name__}: {e}".splitlines()[0]
         meta = Run(Path(path)).meta

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from iclab.config import TrainConfig
-from iclab.probes.result import Row
+from iclab.rows import Row, Rows
 from iclab.progress import progress_bar
 from iclab.train.batches import batch_at, loss_on_batch, to_device
 from iclab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -32,10 +32,11 @@ ProbeFn = Callable[[nn.Module, int], list[Row]]
 
 @dataclass
 class TrainResult:
-    """What a training run leaves: probe rows (including the training loss) and the loss
-    of every step."""
+    """What a training run leaves: the step it ended at, probe rows (including the training
+    loss) and the loss of every step."""
 
-    rows: list[Row] = field(default_factory=list)
+    step: int = 0
+    rows: Rows = field(default_factory=Rows)
     losses: list[float] = field(default_factory=list)
 
 
@@ -89,7 +90,7 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
     if ckpt is not None:
         meta = load_checkpoint(ckpt, model, opt)
         start = meta["step"]
-        result = TrainResult([Row(**r) for r in meta["trainer"]["rows"]], meta["trainer"]["losses"])
+        result = TrainResult(start, Rows(Row(**r) for r in meta["trainer"]["rows"]), meta["trainer"]["losses"])
         if start >= cfg.steps:
             model.eval()
             return result
@@ -151,6 +152,7 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
                 result.rows.append(Row("train", "loss", sum(recent) / len(recent), step=done, model=label))
                 run_probe(done)
                 t_last, s_last = time.perf_counter(), done  # throughput counts training only
+            result.step = done
             if done % cfg.ckpt_every == 0 or done == cfg.steps:
                 checkpoint(done)
     model.eval()

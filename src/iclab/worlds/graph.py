@@ -35,7 +35,7 @@ import networkx as nx
 import numpy as np
 from pydantic import Field, PrivateAttr
 
-from iclab.errors import ConfigError, ProbeInputError
+from iclab.errors import ConfigError, InputError
 from iclab.worlds.base import TokenBatch, World
 
 DEFAULT_WORDS: tuple[str, ...] = (
@@ -295,7 +295,7 @@ class GraphWorld(World):
         """
         node_tokens = np.asarray(node_tokens, dtype=np.int64)
         if node_tokens.shape != (self.n_nodes,):
-            raise ProbeInputError(f"graph-walk: node_tokens must have shape ({self.n_nodes},); "
+            raise InputError(f"graph-walk: node_tokens must have shape ({self.n_nodes},); "
                                   f"got {node_tokens.shape}")
         labels = np.broadcast_to(node_tokens, (nodes.shape[0], self.n_nodes)).copy()  # (batch, n_nodes)
         return TokenBatch(node_tokens[nodes], None, {"nodes": nodes, "labels": labels})
@@ -464,14 +464,14 @@ def resolve_word_labels(words: list[str], encode: Callable[[str], list[int]], pr
 
     Raises
     ------
-    ProbeInputError
+    InputError
         A word encodes to no token, or two words share a token id (naming both).
     """
     ids, counts, notes = [], [], []
     for w in words:
         toks = list(encode(prefix + w))
         if not toks:
-            raise ProbeInputError(f"word label {w!r} encodes to no token")
+            raise InputError(f"word label {w!r} encodes to no token")
         if len(toks) > 1:
             notes.append(f"word label {w!r} is {len(toks)} tokens {toks}; using the last, {toks[-1]}")
         ids.append(int(toks[-1]))
@@ -479,7 +479,7 @@ def resolve_word_labels(words: list[str], encode: Callable[[str], list[int]], pr
     owner: dict[int, str] = {}
     for w, t in zip(words, ids):
         if t in owner:
-            raise ProbeInputError(f"word labels {owner[t]!r} and {w!r} both map to token {t}; "
+            raise InputError(f"word labels {owner[t]!r} and {w!r} both map to token {t}; "
                                   "labels must be distinct tokens: choose other words")
         owner[t] = w
     return ResolvedLabels(list(words), np.array(ids, dtype=np.int64), np.array(counts, dtype=np.int64), notes)

@@ -1,0 +1,62 @@
+"""Executing a study on a run directory: measure, then report; failures recorded in run.json.
+
+Used by the Python API and the CLI (:mod:`iclab.api`) and by sweeps (each trial is a run
+directory executed here), so every run is executed the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+
+import torch
+
+from iclab.errors import IclabError
+from iclab.runs.run import Run
+from iclab.studies import get_study
+
+
+def execute(run: Run, cfg, model: str | None = None) -> Run:
+    """Measure and report the study of ``run`` with ``cfg``; the run ends ``done`` or ``failed``.
+
+    A failure is recorded in ``run.json`` (status, error, traceback) and raised.
+    """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own bars only
+    study = get_study(run.meta["study"])
+    if run.meta.get("model") != model:
+        run.update_meta(model=model)  # the report reads which path ran from run.json
+    torch.manual_seed(cfg.seed)  # the one place seeds are set; models and data take explicit seeds
+    try:
+        study.measure(cfg, run, model)
+        study.report(cfg, run).save(run.path)
+        run.update_meta(status="done")
+    except BaseException as e:
+        run.update_meta(status="failed", error=f"{type(e).__name__}: {e}",
+                        traceback=traceback.format_exc(limit=20))
+        raise
+    return run
+
+
+def resume(path: str | Path) -> Run:
+    """Continue the run at ``path`` from its last checkpoints, with its saved config."""
+    run = Run.open(path)
+    study = get_study(run.meta["study"])
+    cfg = study.config_of(run)
+    run.update_meta(status="running", pid=os.getpid())
+    return execute(run, cfg, run.meta.get("model"))
+
+
+def rebuild_report(path: str | Path) -> Path:
+    """Write ``report.json`` and ``report.html`` of the run at ``path`` anew, from its stored
+    config, rows and arrays (no model is loaded)."""
+    run = Run.open(path)
+    meta = run.meta
+    if meta.get("status") != "done":
+        raise IclabError(f"run {path} has status {meta.get('status')!r}"
+                         + (f" ({meta['error']})" if meta.get("error") else "")
+                         + f": its results are incomplete; finish it with `iclab resume {path}` first")
+    study = get_study(meta["study"])
+    return study.report(study.config_of(run), run).save(run.path)

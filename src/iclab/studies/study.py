@@ -1,0 +1,52 @@
+"""A study: one seed experiment, as one explicit object.
+
+``Study(name, config=..., measure=..., report=...)`` composes the rest of iclab:
+
+- ``config``: a frozen pydantic class; presets in ``configs/<study>/*.yaml`` validate into it.
+- ``measure(cfg, run, model)``: trains (or, with ``model`` a name or path, loads a pretrained
+  causal LM), probes, and writes rows (``run.save_rows``) and the arrays its figures need
+  (``run.save_arrays``) into the run directory. Nothing else leaves it.
+- ``report(cfg, run) -> Report``: figures and prose built from the stored run alone
+  (its config, ``results.parquet`` and ``arrays/``), never from a model, so
+  ``iclab report RUN_DIR`` rebuilds every figure, and a figure can be changed without
+  retraining.
+- ``sweep_report(trials, save_figure) -> list[Section]``, optional: the study's figures over
+  a sweep's finished trials (see :mod:`iclab.sweep.report`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from iclab.config import load_config, validate
+from iclab.runs.report import Report, Section
+from iclab.runs.run import Run
+
+Measure = Callable[[Any, Run, "str | None"], None]
+MakeReport = Callable[[Any, Run], Report]
+SweepReport = Callable[[list, Callable[[Any, str], str]], list[Section]]
+
+
+@dataclass(frozen=True)
+class Study:
+    """One seed experiment; see the module docstring."""
+
+    name: str
+    config: type[BaseModel]
+    measure: Measure
+    report: MakeReport
+    sweep_report: SweepReport | None = None
+
+    def load_config(self, preset: str = "cpu", overrides: dict[str, Any] | None = None) -> BaseModel:
+        """The validated config of ``preset`` with ``overrides`` (dotted keys) applied."""
+        return load_config(self.config, self.name, preset, overrides)
+
+    def config_of(self, run: Run) -> BaseModel:
+        """The validated config saved with ``run``."""
+        return validate(self.config, yaml.safe_load(run.config_yaml) or {}, f"{Path(run.path) / 'config.yaml'}")

@@ -1,0 +1,83 @@
+"""Science check: the cpu preset of ``task-vectors`` shows the coupled emergence of task
+encoding and in-context regression (Han, Song, Gore and Agrawal, ICML 2025; spec
+task_vectors.md, synthetic part).
+
+Margins fixed before looking at the final run:
+
+- in-context error: at the last point of the prompt (K = 20, predicted from the 19
+  examples before it) the trained transformer's squared error is below that of least
+  squares on all 16 dimensions (OLS), on at least one basis;
+- task decodability: at the end of training the mean TD at the best layer is ≥ 0.8,
+  while at step 0 it is near chance (≤ 0.40, chance 0.25 with 4 bases). TD is read at the
+  token just before the answer, as the spec defines it: the last x of the prompt;
+- every basis is learned: at K = 20 the transformer's error on each basis is at most half that
+  of predicting 0 (error / rank ≤ 0.5). Added in session 6, after runs in which TD at the last
+  x passed 0.8 while one basis was still at predicting 0 (≈ 0.7–0.9): a basis the model has not
+  learned is told apart from the others, so TD there counts only beside this check. The cpu
+  preset's worst basis is at 0.072 (seed 0).
+"""
+
+import pytest
+
+import iclab
+from iclab.rows import Row
+
+# Measured 2026-11-26 on this 2-core CPU (`iclab run task-vectors --preset cpu`, 34 minutes on
+# an idle machine): the cpu preset (Llama-style, 6 layers, width 64, bases entering one at a
+# time every 1500 steps with the rank ramp restarting for each, 30K steps) learns all four
+# bases. Error at K = 20 per basis, transformer vs OLS: 0.011 / 0.020 / 0.067 / 0.072 vs
+# 0.028 / 0.012 / 0.014 / 0.021 (below OLS on basis 0). Best mean TD at the last x: 0.242 at
+# step 0, 0.975 at 30K (layer 5; per basis 0.96 / 0.95 / 1.0 / 0.99). At the last y, the
+# token this check read until this preset (the spec's TD reads the token before the answer,
+# which is the last x), the same run gives 0.245 and 0.698, short of 0.8. Margins unchanged.
+# The recipe was found by trials at seed 0. Of two other seeds, seed 2 passes every test here
+# (TD 0.86 at the last x, below OLS on bases 0 and 2, worst basis 0.044); seed 1 ends at TD 0.61
+# (last x). So two of three seeds reach the phenomenon at this scale, not every one. 8 layers is no
+# more robust (seed 1 reaches TD 0.98, but seed 2 leaves bases 2 and 3 unlearned), so 6 stays.
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory) -> list[Row]:
+    run = iclab.run("task-vectors", preset="cpu", out=tmp_path_factory.mktemp("runs"))
+    return run.load_rows()
+
+
+def _errors_at_last_point(rows: list[Row], model: str) -> dict[str, float]:
+    last = max(r.pos for r in rows if r.probe == "regression")
+    return {r.label: r.value for r in rows if r.probe == "regression" and r.model == model and r.pos == last}
+
+
+def _td_position() -> int:
+    from iclab.config import load_config
+    from iclab.studies.task_vectors.config import TaskVectorsConfig, read_position
+
+    cfg = load_config(TaskVectorsConfig, "task-vectors", "cpu")
+    return read_position(cfg.world, cfg.probe.td_position)
+
+
+def _best_td(rows: list[Row], step: int) -> float:
+    """Mean TD at the best layer, at the token the spec defines TD on (the last x, before the answer)."""
+    pos = _td_position()
+    return max(r.value for r in rows if r.metric == "td" and r.step == step and r.pos == pos)
+
+
+def test_transformer_beats_ols_at_k20_on_some_basis(rows):
+    model = _errors_at_last_point(rows, "transformer")
+    ols = _errors_at_last_point(rows, "least-squares")
+    assert set(model) == set(ols) == {"0", "1", "2", "3"}
+    print("error at K=20, transformer vs OLS:", {b: (round(model[b], 4), round(ols[b], 4)) for b in model})
+    assert any(model[b] < ols[b] for b in model)
+
+
+def test_task_decodability_rises_from_chance(rows):
+    final = max(r.step for r in rows if r.metric == "td")
+    print(f"best mean TD: step 0 {_best_td(rows, 0):.3f}, step {final} {_best_td(rows, final):.3f}")
+    assert _best_td(rows, 0) <= 0.40
+    assert _best_td(rows, final) >= 0.8
+
+
+def test_every_basis_is_learned(rows):
+    model = _errors_at_last_point(rows, "transformer")
+    assert set(model) == {"0", "1", "2", "3"}
+    assert max(model.values()) <= 0.5, f"a basis is not learned (error / rank at K = 20): {model}"

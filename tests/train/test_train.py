@@ -1,0 +1,117 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from iclab.config import TrainConfig
+from iclab.errors import ModelLoadError
+from iclab.models.build import ModelSpec, build_model
+from iclab.rows import Row
+from iclab.train.checkpoint import latest_checkpoint, load_checkpoint
+from iclab.train.loop import train
+from iclab.train.schedule import get_lr
+from iclab.worlds import RepeatedTokens
+
+WORLD = RepeatedTokens(vocab=16, seq_len=16, min_segment=3, max_segment=6)
+SPEC = ModelSpec(n_layers=1, d_model=16, n_heads=2, attn_only=True)
+
+
+def test_schedule_warmup_then_cosine():
+    lr, warm, steps = 1.0, 10, 110
+    assert get_lr(0, lr, warm, steps, 0.1) == pytest.approx(0.1)
+    assert get_lr(9, lr, warm, steps, 0.1) == pytest.approx(1.0)
+    assert get_lr(10, lr, warm, steps, 0.1) == pytest.approx(1.0)
+    assert get_lr(60, lr, warm, steps, 0.1) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert get_lr(110, lr, warm, steps, 0.1) == pytest.approx(0.1)
+
+
+def _probe(model, step):
+    with torch.no_grad():
+        w = next(model.parameters()).detach().double().sum().item()
+    return [Row("test", "weight_sum", w, step=step)]
+
+
+def _cfg(**kw):
+    return TrainConfig(steps=30, batch_size=4, lr=3e-3, warmup=5, eval_every=10, ckpt_every=10, **kw)
+
+
+def test_training_lowers_loss_and_probes_at_schedule(tmp_path):
+    model = build_model(SPEC, WORLD.vocab_size, seed=0)
+    res = train(model, WORLD, _cfg(), data_seed=0, probe=_probe)
+    assert len(res.losses) == 30
+    assert [r.step for r in res.rows if r.metric == "weight_sum"] == [0, 10, 20, 30]
+    assert [r.step for r in res.rows if r.metric == "loss"] == [10, 20, 30]
+
+
+def test_probes_also_run_at_chosen_steps():
+    model = build_model(SPEC, WORLD.vocab_size, seed=0)
+    res = train(model, WORLD, _cfg(probe_at=[3, 7]), data_seed=0, probe=_probe)
+    assert [r.step for r in res.rows if r.metric == "weight_sum"] == [0, 3, 7, 10, 20, 30]
+    losses = {r.step: r.value for r in res.rows if r.metric == "loss"}
+    assert losses[3] == pytest.approx(np.mean(res.losses[:3]))
+    assert losses[10] == pytest.approx(np.mean(res.losses[7:10]))
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
+    full = build_model(SPEC, WORLD.vocab_size, seed=0)
+    ref = train(full, WORLD, _cfg(), data_seed=3, probe=_probe, ckpt_dir=tmp_path / "a")
+
+    class Killed(Exception):
+        pass
+
+    def dying_probe(model, step):
+        if step == 20:  # probes run before the checkpoint of the same step: step 10 is the last on disk
+            raise Killed
+        return _probe(model, step)
+
+    part = build_model(SPEC, WORLD.vocab_size, seed=0)
+    with pytest.raises(Killed):
+        train(part, WORLD, _cfg(), data_seed=3, probe=dying_probe, ckpt_dir=tmp_path / "b")
+    assert latest_checkpoint(tmp_path / "b").name == "step-00000010"
+    fresh = build_model(SPEC, WORLD.vocab_size, seed=99)  # different init: everything must come from the checkpoint
+    res = train(fresh, WORLD, _cfg(), data_seed=3, probe=_probe, ckpt_dir=tmp_path / "b")
+    assert res.losses == ref.losses
+    assert res.rows == ref.rows
+    for (k, a), b in zip(full.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_finished_training_is_loaded_not_redone(tmp_path):
+    model = build_model(SPEC, WORLD.vocab_size, seed=0)
+    ref = train(model, WORLD, _cfg(), data_seed=0, ckpt_dir=tmp_path)
+    again = build_model(SPEC, WORLD.vocab_size, seed=5)
+    calls = []
+    res = train(again, WORLD, _cfg(), data_seed=0, ckpt_dir=tmp_path, probe=lambda m, s: calls.append(s) or [])
+    assert calls == [] and res.losses == ref.losses
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_corrupt_checkpoint_is_refused_by_name(tmp_path):
+    model = build_model(SPEC, WORLD.vocab_size, seed=0)
+    train(model, WORLD, _cfg(), data_seed=0, ckpt_dir=tmp_path)
+    ckpt = latest_checkpoint(tmp_path)
+    data = bytearray((ckpt / "model.safetensors").read_bytes())
+    data[-8:] = b"\x00" * 8
+    (ckpt / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="model.safetensors"):
+        load_checkpoint(ckpt, build_model(SPEC, WORLD.vocab_size, seed=0))
+
+
+def test_data_stream_is_a_function_of_seed_and_step():
+    from iclab.train.batches import batch_at
+
+    a = batch_at(WORLD, 1, 5, 4)
+    b = batch_at(WORLD, 1, 5, 4)
+    c = batch_at(WORLD, 1, 6, 4)
+    np.testing.assert_array_equal(a.tokens, b.tokens)
+    assert not np.array_equal(a.tokens, c.tokens)
+
+
+def test_cuda_refused_without_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    from iclab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no GPU"):
+        train(build_model(SPEC, 16, 0), WORLD, _cfg(device="cuda"), data_seed=0)
