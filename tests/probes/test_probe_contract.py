@@ -1,94 +1,127 @@
-"""Checks every registered world and every probe passes (scikit-learn's estimator checks).
+"""The contract every registered probe keeps (scikit-learn's estimator checks, run on each).
 
-Worlds: the same seed gives the same batch, a batch has the documented types and shapes,
-an unknown parameter is refused. Probes: the same model and prompts give the same rows,
-rows fit the schema, and no hook is left on the model.
+For every probe in ``iclab.probes`` and two model families (GPT-2 and Llama): the same model
+and prompts give the same rows and arrays; rows fit the schema and name the probe; no hook
+is left on the model; an unknown parameter and every out-of-range value (made from the
+probe's declared bounds) are refused with the one config message.
+
+A new probe is added to the registry and to ``EXAMPLES`` below (how to build a small
+instance and its prompts for a tiny model); a registered probe without an example fails
+:func:`test_every_registered_probe_has_an_example`.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
-from pydantic import ValidationError
 
+from helpers import check_parameter_validation, check_probe_contract
 from iclab.models.build import ModelSpec, build_model
-from iclab.probes.ablation import HeadAblation
-from iclab.probes.icl_score import ICLScore
-from iclab.probes.induction import InductionScores
-from helpers import check_probe_contract
-from iclab.worlds import TokenBatch, VectorBatch, make_world, world_class, world_names
+from iclab.probes import make_probe, probe_class, probe_names
+from iclab.probes.decodability import LabelledInputs
+from iclab.probes.graph_tracing import GraphWalks
+from iclab.probes.task_vectors import PatchingPrompts, task_vectors
+from iclab.worlds.graph import GraphWorld
+from iclab.worlds.icg import ICGWorld
+
+FAMILIES = ("gpt2", "llama")
 
 
-@pytest.mark.parametrize("name", world_names())
-def test_world_same_seed_same_batch(name):
-    world = make_world(name)
-    a = world.sample(np.random.default_rng(0), 4)
-    b = world.sample(np.random.default_rng(0), 4)
-    assert type(a) is type(b)
-    if isinstance(a, TokenBatch):
-        np.testing.assert_array_equal(a.tokens, b.tokens)
-    else:
-        np.testing.assert_array_equal(a.xs, b.xs)
-        np.testing.assert_array_equal(a.ys, b.ys)
-    for key in a.info:
-        np.testing.assert_array_equal(a.info[key], b.info[key])
+def tiny(family: str, vocab: int) -> torch.nn.Module:
+    return build_model(ModelSpec(family=family, n_layers=2, d_model=32, n_heads=4, max_len=512), vocab, seed=0).eval()
 
 
-@pytest.mark.parametrize("name", world_names())
-def test_world_batch_types_and_shapes(name):
-    world = make_world(name)
-    batch = world.sample(np.random.default_rng(1), 3)
-    assert len(batch) == 3
-    if isinstance(batch, TokenBatch):
-        assert batch.tokens.dtype == np.int64 and batch.tokens.ndim == 2
-        assert 0 <= batch.tokens.min() and batch.tokens.max() < world.vocab_size
-        if batch.loss_mask is not None:
-            assert batch.loss_mask.shape == batch.tokens.shape
-    else:
-        assert isinstance(batch, VectorBatch)
-        assert batch.xs.ndim == 3 and batch.ys.shape == batch.xs.shape[:2]
-    for key, arr in batch.info.items():
-        assert arr.shape[0] == 3, key
+def repeated(vocab: int = 40, n: int = 8, half: int = 6) -> torch.Tensor:
+    r = np.random.default_rng(0).integers(0, vocab, size=(n, half))
+    return torch.as_tensor(np.concatenate([r, r], axis=1))  # (n, 2 * half)
 
 
-@pytest.mark.parametrize("name", world_names())
-def test_world_refuses_unknown_parameter(name):
-    with pytest.raises(ValidationError, match="not_a_parameter"):
-        world_class(name)(not_a_parameter=1)
+def _induction(family, text):
+    return make_probe("induction", batch_size=4), tiny(family, 40), repeated()
 
 
-@pytest.mark.parametrize("name", world_names())
-def test_world_is_immutable(name):
-    world = make_world(name)
-    field = next(iter(type(world).model_fields))
-    with pytest.raises(ValidationError):
-        setattr(world, field, getattr(world, field))
+def _icl(family, text):
+    return make_probe("icl", early=3, late=9), tiny(family, 40), repeated()
 
 
-def _probes():
-    icl = ICLScore(early=3, late=9)
-    return {"induction": InductionScores(batch_size=4), "icl": icl,
-            "ablation": HeadAblation(heads=[(1, 0), (1, 2)], icl=icl, mode="mean"),
-            "ablation-zero": HeadAblation(heads=[(0, 1)], icl=icl, mode="zero")}
+def _ablation(family, text):
+    return (make_probe("ablation", heads=[(1, 0), (1, 2)], icl={"early": 3, "late": 9}, mode="mean"),
+            tiny(family, 40), repeated())
 
 
-@pytest.fixture(scope="module")
-def model_and_prompts():
-    model = build_model(ModelSpec(n_layers=2, d_model=32, n_heads=4), 40, seed=0).eval()
-    rng = np.random.default_rng(0)
-    half = rng.integers(0, 40, size=(8, 6))
-    return model, torch.as_tensor(np.concatenate([half, half], axis=1))
+def _ictr(family, text):
+    world = ICGWorld(arity=4, n_subtopics=3, paragraph_len=8, n_paragraphs=4, gamma=0.3, r_repeat=0.5)
+    probe = make_probe("ictr", shots=[1, 2], n_prompts=4, batch_size=8)
+    return probe, tiny(family, world.vocab_size), probe.prompts(world, np.random.default_rng(0))
 
 
-@pytest.mark.parametrize("name", list(_probes()))
-def test_probe_rows_are_reproducible_and_fit_the_schema(name, model_and_prompts):
-    model, prompts = model_and_prompts
-    check_probe_contract(_probes()[name], model, prompts)
+def _graph(family, text):
+    world = GraphWorld(walk_length=24, vocab=24, seed=1)
+    walks = GraphWalks(world.prompts(np.random.default_rng(0), 3), world.graph)
+    return make_probe("graph", n_contexts=4, window=12, min_present=0.25, batch_size=2), tiny(family, 24), walks
 
 
-def test_probe_parameters_are_validated():
-    with pytest.raises(ValidationError, match="late"):
-        ICLScore(early=5, late=2)
-    with pytest.raises(ValidationError, match="batch_size"):
-        InductionScores(batch_size=0)
-    with pytest.raises(ValidationError, match="mode"):
-        HeadAblation(heads=[(0, 0)], icl=ICLScore(early=1, late=2), mode="half")
+def _td(family, text):
+    tokenizer, enc = text
+    return (make_probe("td", k=3), tiny(family, len(tokenizer)),
+            LabelledInputs(enc.ids, enc.query_positions, enc.tasks))
+
+
+def _accuracy(family, text):
+    tokenizer, enc = text
+    return make_probe("accuracy", max_new_tokens=2), tiny(family, len(tokenizer)), enc.select(enc.tasks != "bitwise-null")
+
+
+def _patching(family, text):
+    tokenizer, enc = text
+    model = tiny(family, len(tokenizer))
+    vectors = {t: v[0] for t, v in task_vectors(model, enc, layers=[1]).items()}
+    queries = enc.select(enc.tasks != "bitwise-null")
+    return (make_probe("patching", layer=1, max_new_tokens=2, mode="add"), model,
+            PatchingPrompts(queries, vectors, "bitwise-null"))
+
+
+#: probe name -> (family, (tokenizer, encoded bitwise prompts)) -> (probe, model, prompts)
+EXAMPLES: dict[str, Callable] = {"induction": _induction, "icl": _icl, "ablation": _ablation, "ictr": _ictr,
+                                 "graph": _graph, "td": _td, "accuracy": _accuracy, "patching": _patching}
+
+
+def test_every_registered_probe_has_an_example():
+    missing = sorted(set(probe_names()) - set(EXAMPLES))
+    assert not missing, f"add an example of probe(s) {missing} to EXAMPLES so the shared checks run on them"
+    print(f"\n{len(probe_names())} registered probes: {', '.join(probe_names())}")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("name", probe_names())
+def test_probe_keeps_the_contract(name, family, char_tokenizer, bitwise_enc):
+    probe, model, prompts = EXAMPLES[name](family, (char_tokenizer, bitwise_enc))
+    assert type(probe) is probe_class(name) and probe.name == name
+    check_probe_contract(probe, model, prompts)
+
+
+@pytest.mark.parametrize("name", probe_names())
+def test_probe_parameters_are_validated_with_the_config_message(name, char_tokenizer, bitwise_enc):
+    probe, _, _ = EXAMPLES[name]("llama", (char_tokenizer, bitwise_enc))
+    check_parameter_validation(type(probe), probe.model_dump())
+
+
+def test_the_contract_check_catches_a_probe_that_breaks_it():
+    """A probe that is not deterministic fails the shared check (the check can fail)."""
+    from typing import ClassVar
+
+    from iclab.probes.base import Probe
+    from iclab.probes.result import ProbeResult
+    from iclab.rows import Row
+
+    class Noisy(Probe):
+        name: ClassVar[str] = "noisy"
+
+        def __call__(self, model, prompts) -> ProbeResult:
+            return ProbeResult([Row(self.name, "x", float(torch.rand(())))])
+
+    with pytest.raises(AssertionError, match="rows differ"):
+        check_probe_contract(Noisy(), tiny("llama", 40), repeated())

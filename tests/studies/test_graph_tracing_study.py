@@ -9,6 +9,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from helpers import check_report_rebuilds
 from iclab.config import to_yaml, validate
 from iclab.errors import ConfigError
 from iclab.models.build import ModelSpec, build_model
@@ -51,6 +52,7 @@ def test_built_in_path_end_to_end(tmp_path):
     assert (run.path / "models" / "model" / "config.json").is_file()
     assert len(list((run.path / "figures").glob("*.png"))) == 4
     assert "data:image/png;base64" in (run.path / "report.html").read_text()
+    check_report_rebuilds(run.path)
 
 
 def _save_tiny_word_model(path) -> None:
@@ -79,3 +81,4 @@ def test_pretrained_path_end_to_end(tmp_path):
     assert [s.heading for s in saved.sections][-2:] == ["Semantic conflict: days", "Semantic conflict: energies"]
     assert (run.path / "figures" / "conflict_days.png").is_file()
     assert json.loads((run.path / "report.json").read_text())["title"].endswith(str(path))
+    check_report_rebuilds(run.path)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import iclab
+from helpers import check_report_rebuilds
 from iclab.errors import ConfigError, ModelLoadError
 from iclab.models.build import ModelSpec, build_model
 from iclab.probes.decodability import gather_hidden
@@ -87,6 +88,7 @@ def test_synthetic_part_end_to_end(tmp_path):
     assert "best mean TD at the last y" in (run.path / "report.html").read_text()
     assert "curriculum: bases from 2 by 1 every 10 steps, basis rank from 1 by 1 every 10 steps, points from 10 by 5 every 8 steps, the rank ramp restarting for each basis as it enters" in (run.path / "report.html").read_text()
     assert (run.path / "models" / "transformer" / "model.safetensors").is_file()
+    check_report_rebuilds(run.path)
 
 
 def test_natural_part_end_to_end(char_lm_dir, tmp_path):
@@ -105,6 +107,7 @@ def test_natural_part_end_to_end(char_lm_dir, tmp_path):
     figures = {p.name for p in (run.path / "figures").iterdir()}
     assert {"td_bitwise.png", "td_pos.png", "td_vs_accuracy.png", "finetune_accuracy.png"} <= figures
     assert run.meta["status"] == "done"
+    check_report_rebuilds(run.path)
 
 
 def test_full_finetuning_through_the_study(char_lm_dir, tmp_path):
@@ -135,6 +138,7 @@ def test_td_and_accuracy_over_checkpoints(char_lm_dir, char_tokenizer, tmp_path)
     assert {r.label for r in rows if r.probe == "td_vs_accuracy_checkpoints"} == {"bitwise", "pos"}
     figures = {p.name for p in (run.path / "figures").iterdir()}
     assert {"over_checkpoints.png", "td_vs_accuracy_checkpoints.png"} <= figures
+    check_report_rebuilds(run.path)
 
 
 def test_a_missing_checkpoint_is_refused_before_any_work(char_lm_dir, tmp_path):
