@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from iclab.figures import plt
-from iclab.rows import Rows
 
 SET_NAMES = {"R": "R (repeated)", "C": "C (non-repeated)", "U": "U (unseen)"}
 SET_COLORS = {"R": "#1f77b4", "C": "#ff7f0e", "U": "#2ca02c"}
@@ -38,23 +37,21 @@ def ictr_vs_k(curves: dict[str, dict[str, np.ndarray]]):
     return fig
 
 
-def ictr_over_training(rows: Rows, k: int):
-    """ICTR at k shots per topic set (left) and the training loss (right) against the step."""
+def ictr_over_training(ictr: dict[str, tuple[np.ndarray, np.ndarray]], bayes: dict[str, float],
+                       loss: tuple[np.ndarray, np.ndarray], k: int):
+    """ICTR at k shots per topic set (left; ``ictr[set] = (steps, values)``, dashed: the Bayes-optimal
+    value) and the training loss (right; ``(steps, values)``) against the step."""
     fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.3))
     for s in SET_NAMES:
-        pts = sorted((r.step, r.value) for r in rows if r.probe == "ictr" and r.metric == "ictr" and r.label == s
-                     and r.pos == k and r.step is not None)
-        if pts:
-            ax.plot(*zip(*pts), "o-", ms=3, color=SET_COLORS[s], label=SET_NAMES[s])
-        ref = [r.value for r in rows if r.metric == "bayes_ictr" and r.label == s and r.pos == k]
-        if ref:
-            ax.axhline(ref[0], color=SET_COLORS[s], ls="--", lw=0.8)
+        if s in ictr and len(ictr[s][0]):
+            ax.plot(*ictr[s], "o-", ms=3, color=SET_COLORS[s], label=SET_NAMES[s])
+        if s in bayes:
+            ax.axhline(bayes[s], color=SET_COLORS[s], ls="--", lw=0.8)
     ax.set(title=f"ICTR at k = {k} (dashed: Bayes-optimal)", xlabel="training step", ylabel="ICTR",
            ylim=(-0.02, 1.02))
     ax.legend(fontsize=8)
-    loss = sorted((r.step, r.value) for r in rows if r.probe == "train" and r.metric == "loss")
-    if loss:
-        ax_loss.plot(*zip(*loss), color="gray")
+    if len(loss[0]):
+        ax_loss.plot(*loss, color="gray")
     ax_loss.set(title="Training loss", xlabel="training step", ylabel="nats per token")
     fig.tight_layout()
     return fig

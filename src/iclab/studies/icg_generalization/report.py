@@ -66,6 +66,16 @@ def curves_by_k(rows: Rows) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
+def curves_over_training(rows: Rows, k: int):
+    """ICTR at ``k`` shots per topic set against the step, the Bayes-optimal value of each set, and the
+    training loss against the step (the arguments of :func:`figures.ictr_over_training`)."""
+    at_k = Rows(r for r in rows if r.step is not None).where(probe="ictr", metric="ictr", pos=k)
+    ictr = {s: at_k.where(label=s).series("step") for s in TOPIC_SETS if at_k.where(label=s)}
+    bayes = {s: rows.where(metric="bayes_ictr", label=s, pos=k).first() for s in TOPIC_SETS
+             if rows.where(metric="bayes_ictr", label=s, pos=k)}
+    return ictr, bayes, rows.where(probe="train", metric="loss").series("step")
+
+
 def report(cfg: ICGGeneralizationConfig, run: Run) -> Report:
     model_name = run.meta.get("model")
     return report_pretrained(cfg, run, model_name) if model_name else report_trained(cfg, run)
@@ -77,7 +87,7 @@ def report_trained(cfg: ICGGeneralizationConfig, run: Run) -> Report:
     k = cfg.probe.report_shot
     final = first_and_last(rows)
     by_k = run.save_figure(figs.ictr_vs_k(curves_by_k(final)), "ictr_vs_k")
-    over_training = run.save_figure(figs.ictr_over_training(rows, k), "ictr_over_training")
+    over_training = run.save_figure(figs.ictr_over_training(*curves_over_training(rows, k), k), "ictr_over_training")
     seq = 1 + world.n_paragraphs * (world.paragraph_len + 1)
     tokens = cfg.train.steps * cfg.train.batch_size * seq
     size = int(run.load_arrays("model")["n_params"])
