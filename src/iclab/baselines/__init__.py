@@ -13,6 +13,7 @@ from iclab.baselines.gradient_descent import GradientDescent
 from iclab.baselines.knn import KNearestNeighbors
 from iclab.baselines.lasso import Lasso, OracleLasso
 from iclab.baselines.least_squares import LeastSquares, Ridge
+from iclab.baselines.neural_net import TwoLayerNetGD
 from iclab.baselines.trees import BoostedTrees, DecisionTreeBaseline
 from iclab.errors import UnknownNameError
 
@@ -26,6 +27,7 @@ _REGISTRY: dict[str, type[Baseline]] = {
     GradientDescent.name: GradientDescent,
     DecisionTreeBaseline.name: DecisionTreeBaseline,
     BoostedTrees.name: BoostedTrees,
+    TwoLayerNetGD.name: TwoLayerNetGD,
 }
 
 
@@ -49,4 +51,4 @@ def make_baseline(name: str, **params) -> Baseline:
 
 __all__ = ["Averaging", "Baseline", "BoostedTrees", "DecisionTreeBaseline", "GradientDescent",
            "InContextPredictor", "KNearestNeighbors", "Lasso", "LeastSquares", "OracleLasso", "Ridge",
-           "baseline_class", "baseline_names", "error_curve", "make_baseline", "squared_errors"]
+           "TwoLayerNetGD",            "baseline_class", "baseline_names", "error_curve", "make_baseline", "squared_errors"]
