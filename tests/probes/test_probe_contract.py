@@ -23,6 +23,7 @@ from iclab.models.build import ModelSpec, build_model
 from iclab.probes import make_probe, probe_class, probe_names
 from iclab.probes.decodability import LabelledInputs
 from iclab.probes.graph_tracing import GraphWalks
+from iclab.probes.linear_probe import ProbeTargets
 from iclab.probes.task_vectors import PatchingPrompts, task_vectors
 from iclab.worlds.graph import GraphWorld
 from iclab.worlds.icg import ICGWorld
@@ -84,9 +85,17 @@ def _patching(family, text):
             PatchingPrompts(queries, vectors, "bitwise-null"))
 
 
+def _linear_probe(family, text):
+    tokens = repeated()  # (8, 12)
+    index = np.stack(np.meshgrid(np.arange(8), np.arange(12), indexing="ij"), axis=-1).reshape(-1, 2)  # (96, 2)
+    targets = {"token": np.eye(40)[tokens.numpy().reshape(-1)], "position": index[:, 1]}
+    return make_probe("linear-probe", alpha=0.1, batch_size=4), tiny(family, 40), ProbeTargets(tokens, index, targets)
+
+
 #: probe name -> (family, (tokenizer, encoded bitwise prompts)) -> (probe, model, prompts)
 EXAMPLES: dict[str, Callable] = {"induction": _induction, "icl": _icl, "ablation": _ablation, "ictr": _ictr,
-                                 "graph": _graph, "td": _td, "accuracy": _accuracy, "patching": _patching}
+                                 "graph": _graph, "td": _td, "accuracy": _accuracy, "patching": _patching,
+                                 "linear-probe": _linear_probe}
 
 
 def test_every_registered_probe_has_an_example():

@@ -17,11 +17,13 @@ from iclab.probes.graph_tracing import GraphTracing
 from iclab.probes.icl_score import ICLScore
 from iclab.probes.ictr import ICTR
 from iclab.probes.induction import InductionScores
+from iclab.probes.linear_probe import LinearProbe
 from iclab.probes.task_accuracy import TaskAccuracy
 from iclab.probes.task_vectors import TaskVectorPatching
 
 _REGISTRY: dict[str, type[Probe]] = {p.name: p for p in [
     InductionScores, ICLScore, HeadAblation, ICTR, GraphTracing, TaskDecodability, TaskAccuracy, TaskVectorPatching,
+    LinearProbe,
 ]}
 
 
