@@ -23,6 +23,16 @@ from pydantic import Field
 from iclab.baselines.base import Baseline
 
 
+def gd_weights(train_xs: np.ndarray, train_ys: np.ndarray, steps: int, lr: float) -> np.ndarray:
+    """The iterate ``w_T`` per prompt: ``train_xs`` (batch, i, dim), ``train_ys`` (batch, i) -> (batch, dim)."""
+    n = train_xs.shape[1]
+    w = np.zeros((train_xs.shape[0], train_xs.shape[2]))  # (batch, dim)
+    for _ in range(steps):
+        resid = np.einsum("bid,bd->bi", train_xs, w) - train_ys  # (batch, i)
+        w = w - lr / n * np.einsum("bid,bi->bd", train_xs, resid)
+    return w
+
+
 class GradientDescent(Baseline):
     """``steps`` steps of full-batch gradient descent on ``(1/2i)||Xw - y||²`` from 0.
 
@@ -41,9 +51,5 @@ class GradientDescent(Baseline):
 
     def predict_next(self, train_xs: np.ndarray, train_ys: np.ndarray, query: np.ndarray,
                      info: Mapping[str, np.ndarray] | None) -> np.ndarray:
-        n = train_xs.shape[1]
-        w = np.zeros((train_xs.shape[0], train_xs.shape[2]))  # (batch, dim)
-        for _ in range(self.steps):
-            resid = np.einsum("bid,bd->bi", train_xs, w) - train_ys  # (batch, i)
-            w = w - self.lr / n * np.einsum("bid,bi->bd", train_xs, resid)
+        w = gd_weights(train_xs, train_ys, self.steps, self.lr)  # (batch, dim)
         return np.einsum("bd,bd->b", query, w)

@@ -24,6 +24,18 @@ from pydantic import Field
 from iclab.baselines.base import Baseline
 
 
+def least_squares_weights(train_xs: np.ndarray, train_ys: np.ndarray) -> np.ndarray:
+    """``X⁺ y`` per prompt: ``train_xs`` (batch, i, dim), ``train_ys`` (batch, i) -> (batch, dim)."""
+    return np.einsum("bdi,bi->bd", np.linalg.pinv(train_xs), train_ys)
+
+
+def ridge_weights(train_xs: np.ndarray, train_ys: np.ndarray, alpha: float) -> np.ndarray:
+    """``(XᵀX + αI)⁻¹ Xᵀy`` per prompt, from the thin SVD: (batch, i, dim), (batch, i) -> (batch, dim)."""
+    u, s, vh = np.linalg.svd(train_xs, full_matrices=False)  # (b, i, r), (b, r), (b, r, dim)
+    coef = s / (s**2 + alpha) * np.einsum("bir,bi->br", u, train_ys)  # (batch, r)
+    return np.einsum("brd,br->bd", vh, coef)
+
+
 class LeastSquares(Baseline):
     """Minimum-norm ordinary least squares, ``ŷ_i = x_iᵀ X⁺ y``.
 
@@ -35,7 +47,7 @@ class LeastSquares(Baseline):
 
     def predict_next(self, train_xs: np.ndarray, train_ys: np.ndarray, query: np.ndarray,
                      info: Mapping[str, np.ndarray] | None) -> np.ndarray:
-        w = np.einsum("bdi,bi->bd", np.linalg.pinv(train_xs), train_ys)  # (batch, dim)
+        w = least_squares_weights(train_xs, train_ys)  # (batch, dim)
         return np.einsum("bd,bd->b", query, w)
 
 
@@ -59,7 +71,5 @@ class Ridge(Baseline):
 
     def predict_next(self, train_xs: np.ndarray, train_ys: np.ndarray, query: np.ndarray,
                      info: Mapping[str, np.ndarray] | None) -> np.ndarray:
-        u, s, vh = np.linalg.svd(train_xs, full_matrices=False)  # (b, i, r), (b, r), (b, r, dim)
-        coef = s / (s**2 + self.alpha) * np.einsum("bir,bi->br", u, train_ys)  # (batch, r)
-        w = np.einsum("brd,br->bd", vh, coef)  # (batch, dim)
+        w = ridge_weights(train_xs, train_ys, self.alpha)  # (batch, dim)
         return np.einsum("bd,bd->b", query, w)

@@ -37,6 +37,8 @@ STUDIES: dict[str, StudyEntry] = {s.name: s for s in [
                "topics (M = 4) also unseen ones (Jiang et al. 2024)", "iclab.studies.icg_generalization"),
     StudyEntry("task-vectors", "Task encoding emerges with in-context regression; task decodability tracks "
                "accuracy and task vectors steer pretrained LMs (Han et al. 2025)", "iclab.studies.task_vectors"),
+    StudyEntry("regression-icl", "Transformers trained on regression prompts match least squares, Lasso and tree "
+               "learners in context (Garg et al. 2022)", "iclab.studies.regression_icl"),
 ]}
 
 
