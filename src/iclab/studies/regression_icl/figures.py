@@ -74,21 +74,26 @@ def shift_panels(panels: dict[str, dict[str, Curve]], colors: dict[str, str], di
     return fig
 
 
-def probe_r2(r2: dict[str, dict[int, np.ndarray]], layers: np.ndarray, target_colors: dict[str, str]):
-    """Held-out R² of the linear probe per layer, one line per target; solid: end of training,
-    dashed: step 0 (``r2[target][step]`` of shape (layers,))."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for target, by_step in r2.items():
-        steps = sorted(by_step)
-        for s in steps:
-            final = s == steps[-1]
-            ax.plot(layers, by_step[s], "o-" if final else "o--", ms=3, color=target_colors[target],
-                    alpha=1.0 if final else 0.5, label=f"{target} (step {s})")
-    ax.axhline(0, color="gray", lw=0.8)
-    ax.set(xlabel="layer", ylabel="held-out R²", title="Linear probe of the hidden state at the query x",
-           ylim=(min(-0.1, ax.get_ylim()[0]), 1.02))
-    ax.set_xticks(layers)
-    ax.legend(fontsize=7, ncol=2)
+def probe_r2(r2: dict[str, dict[str, dict[int, np.ndarray]]], layers: np.ndarray, target_colors: dict[str, str],
+             token_names: dict[str, str]):
+    """Held-out R² of the linear probe per layer: one panel per token read, one line per target; solid:
+    end of training, dashed: step 0 (``r2[token][target][step]`` of shape (layers,))."""
+    fig, axes = plt.subplots(1, len(r2), figsize=(5.2 * len(r2), 3.8), squeeze=False, sharey=True)
+    low = min(float(np.nanmin(v)) for by_t in r2.values() for by_s in by_t.values() for v in by_s.values())
+    for ax, (token, by_target) in zip(axes[0], r2.items()):
+        for target, by_step in by_target.items():
+            steps = sorted(by_step)
+            for s in steps:
+                final = s == steps[-1]
+                ax.plot(layers, by_step[s], "o-" if final else "o--", ms=3, color=target_colors[target],
+                        alpha=1.0 if final else 0.5, label=f"{target} (step {s})")
+        ax.axhline(0, color="gray", lw=0.8)
+        ax.set(xlabel="layer", title=f"read at {token_names[token]}",
+               ylim=(max(-0.5, min(-0.1, low - 0.05)), 1.02))  # R² far below 0 (no linear read-out) cut at -0.5
+        ax.set_xticks(layers)
+    axes[0, 0].set_ylabel("held-out R²")
+    axes[0, -1].legend(fontsize=7, ncol=2)
+    fig.suptitle("Linear probe of the hidden state for weight vectors fitted to the examples", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -102,7 +107,7 @@ def training_curves(steps: np.ndarray, model: dict[str, np.ndarray], refs: dict[
         ax.plot(steps, values, "o-", ms=2.5, color=colors["transformer"], label="transformer")
         for label, v in refs[name].items():
             ax.axhline(v, color=colors[label], lw=1.0, ls="--", label=label)
-        ax.set(xlabel="training step", title=name, yscale="log")
+        ax.set(xlabel="training step", title=name, ylim=(0, None))
     axes[0, 0].set_ylabel("normalised squared error")
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()

@@ -5,18 +5,19 @@ probe for the least-squares weight vector and the GD iterate in the hidden state
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from iclab.baselines import squared_errors
+from iclab.baselines import LeastSquares, squared_errors
 from iclab.baselines.gradient_descent import gd_weights
 from iclab.baselines.least_squares import least_squares_weights, ridge_weights
 from iclab.errors import ModelLoadError
 from iclab.metrics.bootstrap import bootstrap_mean_interval
 from iclab.models.build import n_params
-from iclab.models.vector import CONFIG_FILE, VectorModel, x_position
+from iclab.models.vector import CONFIG_FILE, VectorModel, x_position, y_position
 from iclab.probes.linear_probe import LinearProbe, ProbeTargets
 from iclab.rows import Row, Rows
 from iclab.runs.run import Run
@@ -71,8 +72,6 @@ def error_curves(model, world: RegressionWorld, cfg: RegressionICLConfig, batch:
 def shift_rows(model, world: RegressionWorld, cfg: RegressionICLConfig) -> Rows:
     """Error curves under each shift for the model, least squares and the zero predictor
     (``probe="shift"``, ``label`` = the shift, ``model`` = the predictor)."""
-    from iclab.baselines import LeastSquares
-
     s = cfg.shifts
     predictors = [(MODEL, model), ("least-squares", LeastSquares()), ("zero", Zero())]
     rows = Rows()
@@ -89,14 +88,19 @@ def shift_rows(model, world: RegressionWorld, cfg: RegressionICLConfig) -> Rows:
     return rows
 
 
-def probe_targets(world: RegressionWorld, cfg: RegressionICLConfig) -> ProbeTargets:
-    """The linear probe's states and targets: the x token of every point ``i >= probe.min_examples``,
-    with ``w_ols``, ``w_ridge`` (α = σ², with label noise only), ``w_gd``, ``w_avg`` (each fitted to the
-    ``i`` examples before it) and the true ``w``."""
+#: tokens the linear probe reads, for the ``i`` examples before query ``i``: the query's x, or the y of the
+#: last example (which has seen the same examples, but not the query)
+PROBE_TOKENS = {"x": lambda i: x_position(i), "y": lambda i: y_position(i - 1)}
+
+
+def probe_targets(world: RegressionWorld, cfg: RegressionICLConfig) -> dict[str, ProbeTargets]:
+    """The linear probe's states and targets, per token (:data:`PROBE_TOKENS`), for every query ``i >=
+    probe.min_examples``: ``w_ols``, ``w_ridge`` (α = σ², with label noise only), ``w_gd``, ``w_avg`` (each
+    fitted to the ``i`` examples before the query) and the true ``w``."""
     batch = world.model_copy(update={"curriculum": None}).sample(np.random.default_rng([cfg.seed, 5]),
                                                                  cfg.probe.n_prompts)
     xs, ys = batch.xs.astype(np.float64), batch.ys.astype(np.float64)
-    points = range(cfg.probe.min_examples, world.points)
+    points = np.arange(cfg.probe.min_examples, world.points)
     sigma = cfg.world.sigma
     targets = {"w_ols": [], **({"w_ridge": []} if sigma > 0 else {}), "w_gd": [], "w_avg": [], "w": []}
     for i in points:  # (prompts, dim) each
@@ -107,16 +111,24 @@ def probe_targets(world: RegressionWorld, cfg: RegressionICLConfig) -> ProbeTarg
         targets["w_avg"].append(gd_weights(xs[:, :i], ys[:, :i], 1, 1.0))
         targets["w"].append(batch.info["w"].astype(np.float64))
     n = len(batch)
-    index = np.stack(np.meshgrid(np.arange(n), x_position(np.array(list(points))), indexing="ij"),
-                     axis=-1).reshape(-1, 2)  # (prompts * points, 2), prompt-major
-    stacked = {k: np.stack(v, axis=1).reshape(len(index), -1) for k, v in targets.items()}  # (prompts*points, dim)
+    stacked = {k: np.stack(v, axis=1).reshape(n * len(points), -1) for k, v in targets.items()}  # (prompts*points, dim)
     inputs = {"xs": torch.from_numpy(batch.xs), "ys": torch.from_numpy(batch.ys)}
-    return ProbeTargets(inputs, index, stacked)
+    out = {}
+    for token, position in PROBE_TOKENS.items():
+        index = np.stack(np.meshgrid(np.arange(n), position(points), indexing="ij"),
+                         axis=-1).reshape(-1, 2)  # (prompts * points, 2), prompt-major like the targets
+        out[token] = ProbeTargets(inputs, index, stacked)
+    return out
 
 
-def linear_probe(cfg: RegressionICLConfig) -> LinearProbe:
-    return LinearProbe(alpha=cfg.probe.alpha, test_fraction=cfg.probe.test_fraction, seed=cfg.seed,
-                       batch_size=cfg.eval.batch_size)
+def probe_rows(model, targets: dict[str, ProbeTargets], cfg: RegressionICLConfig) -> Rows:
+    """The linear probe at each token; rows labelled ``"<target>@<token>"`` (e.g. ``"w_ols@x"``)."""
+    probe = LinearProbe(alpha=cfg.probe.alpha, test_fraction=cfg.probe.test_fraction, seed=cfg.seed,
+                        batch_size=cfg.eval.batch_size)
+    rows = Rows()
+    for token, prompts in targets.items():
+        rows += Rows(replace(r, label=f"{r.label}@{token}", model=MODEL) for r in probe(model, prompts).rows)
+    return rows
 
 
 def load_vector_model(name: str) -> VectorModel:
@@ -148,7 +160,7 @@ def measure(cfg: RegressionICLConfig, run: Run, model_name: str | None = None) -
             out = Rows(Row("icl-error", "error", float(v), pos=i, step=step, model=MODEL, label="training")
                        for i, v in enumerate(e))
             if step == 0 and probing:
-                out += linear_probe(cfg)(m, targets).rows.tagged(step=0, model=MODEL)
+                out += probe_rows(m, targets, cfg).tagged(step=0)
             return out
 
         start = time.perf_counter()
@@ -163,7 +175,7 @@ def measure(cfg: RegressionICLConfig, run: Run, model_name: str | None = None) -
     rows += curves.tagged(step=step)
     rows += shift_rows(model, world, cfg).tagged(step=step)
     if probing:
-        rows += linear_probe(cfg)(model, targets).rows.tagged(step=step, model=MODEL)
+        rows += probe_rows(model, targets, cfg).tagged(step=step)
     run.save_arrays("errors", **raw)
     run.save_arrays("model", n_params=n_params(model))
     run.save_rows(rows)

@@ -88,9 +88,9 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
     n_params = int(run.load_arrays("model")["n_params"])
     final = rows.where(probe="icl-error", label=None)
     labels = final.unique("model")
-    colors = colors_all = figs.colors_for(labels)
+    colors = figs.colors_for(labels)
     curves = {label: curve(final.where(model=label)) for label in labels}
-    ylabel = f"squared error / {'d' if world.signal == d and world.kind != 'decision-tree' else 'E[f(x)²]'}"
+    ylabel = {"sparse-linear": "squared error / s", "decision-tree": "squared error"}.get(world.kind, "squared error / d")
     points = check_points(world)
     at = {k: {label: float(curves[label][1][list(curves[label][0]).index(n)]) for label in labels}
           for k, n in points.items()}
@@ -141,8 +141,8 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
     timing = run.meta.get("train_seconds")
     summary = (f"A {cfg.model.family} transformer ({cfg.model.n_layers} layers, width {cfg.model.d_model}, "
                f"{cfg.model.n_heads} heads, {n_params:,} parameters) with a linear read-in and read-out, "
-               + (f"trained {step} steps (batch {cfg.train.batch_size})" if step is not None and run.meta.get("model")
-                  is None else f"loaded from {run.meta.get('model')}")
+               + (f"loaded from {run.meta['model']}" if run.meta.get("model")
+                  else f"trained {step} steps (batch {cfg.train.batch_size})")
                + f" on {describe_world(cfg)}. "
                f"Errors are squared errors divided by {SIGNAL_WORDS.get(world.kind, 'd')} (Garg et al.'s "
                f"normalisation: predicting 0 scores about 1), averaged over {cfg.eval.n_prompts} prompts.{ridge_text} "
@@ -176,7 +176,7 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
         names = shifts.unique("label")
         panels = {SHIFT_NAMES[s]: {label: curve(shifts.where(label=s, model=label)) for label in
                                    shifts.where(label=s).unique("model")} for s in names}
-        fig_sh = run.save_figure(figs.shift_panels(panels, colors_all, d, ylabel), "shifts")
+        fig_sh = run.save_figure(figs.shift_panels(panels, colors, d, ylabel), "shifts")
         table_rows = []
         for s in names:
             sub = shifts.where(label=s, metric="error")
@@ -204,31 +204,44 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
     # ---- linear probe
     probe = rows.where(probe="linear-probe")
     if probe:
-        targets = probe.unique("label")
-        probe_steps = sorted(probe.unique("step"), key=lambda s: -1 if s is None else s)
+        labels_tt = probe.unique("label")  # "<target>@<token>"
+        targets = list(dict.fromkeys(lab.split("@")[0] for lab in labels_tt))
+        tokens = list(dict.fromkeys(lab.split("@")[1] for lab in labels_tt))
+        probe_steps = sorted(probe.unique("step"))
+        end = probe_steps[-1]
         layers = np.array(sorted(probe.unique("layer")))
-        r2 = {t: {s: probe.where(label=t, step=s).series("layer")[1] for s in probe_steps} for t in targets}
+        r2 = {tok: {t: {s: probe.where(label=f"{t}@{tok}", step=s).series("layer")[1] for s in probe_steps}
+                    for t in targets} for tok in tokens}
         target_colors = {t: {"w_ols": figs.FIXED_COLORS["least-squares"], "w_ridge": figs.FIXED_COLORS["ridge"],
                              "w_avg": figs.FIXED_COLORS["averaging"], "w": "black"}.get(t, "#ff7f0e") for t in targets}
-        fig_pr = run.save_figure(figs.probe_r2(r2, layers, target_colors), "linear_probe")
-        end = probe_steps[-1]
-        best = {t: int(layers[np.argmax(r2[t][end])]) for t in targets}
-        words = {"w_ols": "least-squares weights on the examples so far",
-                 "w_ridge": f"ridge weights (α = σ² = {world.sigma**2:g})", "w_gd": f"{cfg.gd.steps} steps of GD "
-                 f"(lr {cfg.gd.lr:g})", "w_avg": "one GD step with lr 1 (averaging, Xᵀy/n)", "w": "the true weights"}
+        token_names = {"x": "the query's x", "y": "the last example's y"}
+        fig_pr = run.save_figure(figs.probe_r2(r2, layers, target_colors, token_names), "linear_probe")
+        words = {"w_ols": "least-squares weights", "w_ridge": f"ridge weights (α = σ² = {world.sigma**2:g})",
+                 "w_gd": f"{cfg.gd.steps} steps of GD (lr {cfg.gd.lr:g})",
+                 "w_avg": "one GD step with lr 1 (averaging, Xᵀy/n)", "w": "the true weights"}
+
+        def best(tok: str, t: str) -> str:
+            v = r2[tok][t][end]
+            li = int(np.argmax(v))
+            return (f"{t} at {tok}: R² {v[li]:.2f} (layer {int(layers[li])}; untrained: "
+                    f"{r2[tok][t][probe_steps[0]].max():.2f})") if len(probe_steps) > 1 else f"{t} at {tok}: R² {v[li]:.2f}"
+
         sections.append(Section(
             "Linear probe for the weight vector (Akyürek et al.)",
-            f"A ridge probe (α = {cfg.probe.alpha:g} on standardised states) from each layer's residual stream at "
-            f"the query's x token to a weight vector fitted to the examples before it, trained on the states of "
-            f"{1 - cfg.probe.test_fraction:.0%} of {cfg.probe.n_prompts} prompts and scored (held-out R², "
-            f"variance-weighted over the d coordinates) on the rest, pooled over n = {cfg.probe.min_examples}.."
+            f"A ridge probe (α = {cfg.probe.alpha:g} per row on standardised states) from each layer's residual "
+            f"stream to a weight vector fitted to the n examples before a query, read at the query's x token and at "
+            f"the y token of the last example (which has seen the same examples), trained on the states of "
+            f"{1 - cfg.probe.test_fraction:.0%} of {cfg.probe.n_prompts} prompts and scored on the rest (held-out "
+            f"R², variance-weighted over the d coordinates), pooled over n = {cfg.probe.min_examples}.."
             f"{world.points - 1}. Targets: " + "; ".join(f"{t}: {words.get(t, t)}" for t in targets) + ". "
-            + " ".join(f"{t}: best layer {best[t]}, R² {r2[t][end][list(layers).index(best[t])]:.3f}"
-                       + (f" (step 0: {r2[t][probe_steps[0]].max():.3f})" if len(probe_steps) > 1 else "") + "."
-                       for t in targets),
-            figures=[Figure(fig_pr, "Held-out R² per layer; dashed: the untrained model (step 0).")],
-            tables=[Table(["layer", *targets], [[int(layer), *[float(r2[t][end][li]) for t in targets]]
-                                                for li, layer in enumerate(layers)],
-                          caption=f"Held-out R² at step {end}.")]))
+            "Best layer at the end of training: " + "; ".join(best(tok, t) for tok in tokens for t in targets) + ". "
+            "R² near 0 means no linear read-out of that vector from one state: the model may still predict "
+            "through the products w·x it needs without holding w in a single token.",
+            figures=[Figure(fig_pr, "Held-out R² per layer; dashed: the untrained model (step 0). The axis stops "
+                                    "at -0.5; the table has every value.")],
+            tables=[Table(["layer", *labels_tt], [[int(layer), *[float(r2[lab.split("@")[1]][lab.split("@")[0]][end][li])
+                                                               for lab in labels_tt]]
+                                                 for li, layer in enumerate(layers)],
+                          caption=f"Held-out R² at step {end}, target@token.")]))
     return Report(title=f"In-context regression ({world.kind}): transformers against learning algorithms",
                   summary=summary, sections=sections)
