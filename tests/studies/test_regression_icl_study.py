@@ -46,8 +46,8 @@ def test_end_to_end_on_noisy_linear_functions(tmp_path):
     assert set(shifts.where(label="orthant", metric="error").unique("pos")) == set(range(1, 7))
     probe = rows.where(probe="linear-probe")
     assert {(r.step, r.layer, r.label) for r in probe} == {
-        (s, layer, f"{t}@{tok}") for s in (0, 12) for layer in (0, 1) for t in ("w_ols", "w_ridge", "w_gd", "w_avg", "w")
-        for tok in ("x", "y")}
+        (s, layer, f"{t}@{tok}") for s in (0, 12) for layer in (0, 1) for t in ("w_ols", "w_ridge", "w_gd", "w_avg", "w",
+                                                                           "query") for tok in ("x", "y")}
     assert {p.name for p in (run.path / "figures").iterdir()} == {"error_curves.png", "training.png", "shifts.png",
                                                                  "linear_probe.png"}
     html = (run.path / "report.html").read_text()

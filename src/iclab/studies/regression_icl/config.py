@@ -221,7 +221,8 @@ class ProbeSettings(Frozen):
     At the x token of point ``i`` (which predicts ``y_i`` from ``i`` examples), for ``i`` from
     ``min_examples`` to the last point, targets fitted to the ``i`` examples: ``w_ols`` (minimum-norm
     least squares), ``w_ridge`` (α = σ², with label noise only), ``w_gd`` (``gd.steps`` steps of GD),
-    ``w_avg`` (one step with lr 1, the averaging estimate ``Xᵀy / i``), and ``w`` (the true weights).
+    ``w_avg`` (one step with lr 1, the averaging estimate ``Xᵀy / i``), ``w`` (the true weights), and the
+    ``query`` x as a control. Read at the query's x token and at the y token of the last example.
     With label noise, ``w_ols`` has heavy tails for ``i`` near ``d`` (its error is unbounded at
     ``i = d``), which makes its R² an average dominated by a few prompts; start at ``i >= d + 2``
     there.

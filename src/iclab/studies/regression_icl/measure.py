@@ -96,13 +96,14 @@ PROBE_TOKENS = {"x": lambda i: x_position(i), "y": lambda i: y_position(i - 1)}
 def probe_targets(world: RegressionWorld, cfg: RegressionICLConfig) -> dict[str, ProbeTargets]:
     """The linear probe's states and targets, per token (:data:`PROBE_TOKENS`), for every query ``i >=
     probe.min_examples``: ``w_ols``, ``w_ridge`` (α = σ², with label noise only), ``w_gd``, ``w_avg`` (each
-    fitted to the ``i`` examples before the query) and the true ``w``."""
+    fitted to the ``i`` examples before the query), the true ``w``, and a control, the ``query`` x itself (in the
+    state at its own token, not yet in the y before it)."""
     batch = world.model_copy(update={"curriculum": None}).sample(np.random.default_rng([cfg.seed, 5]),
                                                                  cfg.probe.n_prompts)
     xs, ys = batch.xs.astype(np.float64), batch.ys.astype(np.float64)
     points = np.arange(cfg.probe.min_examples, world.points)
     sigma = cfg.world.sigma
-    targets = {"w_ols": [], **({"w_ridge": []} if sigma > 0 else {}), "w_gd": [], "w_avg": [], "w": []}
+    targets = {"w_ols": [], **({"w_ridge": []} if sigma > 0 else {}), "w_gd": [], "w_avg": [], "w": [], "query": []}
     for i in points:  # (prompts, dim) each
         targets["w_ols"].append(least_squares_weights(xs[:, :i], ys[:, :i]))
         if sigma > 0:
@@ -110,6 +111,7 @@ def probe_targets(world: RegressionWorld, cfg: RegressionICLConfig) -> dict[str,
         targets["w_gd"].append(gd_weights(xs[:, :i], ys[:, :i], cfg.gd.steps, cfg.gd.lr))
         targets["w_avg"].append(gd_weights(xs[:, :i], ys[:, :i], 1, 1.0))
         targets["w"].append(batch.info["w"].astype(np.float64))
+        targets["query"].append(xs[:, i])  # the control: at the query's x it is there, at the y before it not yet
     n = len(batch)
     stacked = {k: np.stack(v, axis=1).reshape(n * len(points), -1) for k, v in targets.items()}  # (prompts*points, dim)
     inputs = {"xs": torch.from_numpy(batch.xs), "ys": torch.from_numpy(batch.ys)}

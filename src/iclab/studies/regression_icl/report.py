@@ -213,12 +213,14 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
         r2 = {tok: {t: {s: probe.where(label=f"{t}@{tok}", step=s).series("layer")[1] for s in probe_steps}
                     for t in targets} for tok in tokens}
         target_colors = {t: {"w_ols": figs.FIXED_COLORS["least-squares"], "w_ridge": figs.FIXED_COLORS["ridge"],
-                             "w_avg": figs.FIXED_COLORS["averaging"], "w": "black"}.get(t, "#ff7f0e") for t in targets}
+                             "w_avg": figs.FIXED_COLORS["averaging"], "w": "black", "query": "#7f7f7f"}.get(t, "#ff7f0e")
+                         for t in targets}
         token_names = {"x": "the query's x", "y": "the last example's y"}
         fig_pr = run.save_figure(figs.probe_r2(r2, layers, target_colors, token_names), "linear_probe")
         words = {"w_ols": "least-squares weights", "w_ridge": f"ridge weights (α = σ² = {world.sigma**2:g})",
                  "w_gd": f"{cfg.gd.steps} steps of GD (lr {cfg.gd.lr:g})",
-                 "w_avg": "one GD step with lr 1 (averaging, Xᵀy/n)", "w": "the true weights"}
+                 "w_avg": "one GD step with lr 1 (averaging, Xᵀy/n)", "w": "the true weights",
+                 "query": "the query x itself, a control (in the state at its own token; not yet at the y before it)"}
 
         def best(tok: str, t: str) -> str:
             v = r2[tok][t][end]
