@@ -14,7 +14,7 @@ from sklearn.linear_model import Lasso as SkLasso
 from sklearn.linear_model import LassoLars
 
 from iclab.baselines import Lasso, OracleLasso
-from iclab.baselines.lasso import LassoConvergenceError, lasso_fit
+from iclab.baselines.lasso import LassoConvergenceError, kkt_violation, lasso_fit
 from iclab.errors import IclabError
 from iclab.worlds.regression import SparseLinearMixture, SparseLinearRegression
 
@@ -82,7 +82,40 @@ def test_no_convergence_warning_leaks():
         OracleLasso().predict(batch.xs, batch.ys, batch.info)
 
 
-def test_a_fit_that_cannot_converge_raises_an_error_naming_what_to_change():
+def test_a_fit_that_coordinate_descent_cannot_finish_takes_the_exact_solution():
+    """max_iter too small for coordinate descent from 0: the LARS solution, checked against the KKT
+    conditions (or descent started again from it), is returned, and no warning escapes."""
+    batch = SparseLinearMixture(points=12).sample(RNG(0), 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        capped = Lasso(max_iter=2).predict(batch.xs, batch.ys)
+    np.testing.assert_allclose(capped, Lasso().predict(batch.xs, batch.ys), atol=1e-5)
+
+
+def test_one_example_with_nearly_tied_coordinates():
+    """Found in a run: with one example whose two largest |x_j| nearly tie, coordinate descent needs more
+    than 1e6 sweeps; the answer (all weight on the largest coordinate) still comes out exactly."""
+    x = np.array([[1.0, 0.999999, 0.3, -0.2, 0.1]])
+    y = np.array([2.0])
+    w = lasso_fit(x, y, alpha=0.01, max_iter=1000)
+    expected = np.zeros(5)
+    expected[0] = (2.0 - 0.01) / 1.0  # x_0 w_0 = y - α sign: the stationarity condition on the active coordinate
+    np.testing.assert_allclose(w, expected, atol=1e-9)
+    assert kkt_violation(x, y, w, 0.01) < 1e-12
+
+
+def test_a_fit_that_cannot_converge_raises_an_error_naming_what_to_change(monkeypatch):
+    import iclab.baselines.lasso as lasso_module
+
+    class Broken:  # a LARS whose answer misses the KKT conditions
+        def __init__(self, **kwargs):
+            pass
+
+        def fit(self, x, y):
+            self.coef_ = np.full(x.shape[1], 100.0)  # far from the minimum: 2 sweeps from here do not get there
+            return self
+
+    monkeypatch.setattr(lasso_module, "LassoLars", Broken)
     batch = SparseLinearMixture(points=12).sample(RNG(3), 2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -13,6 +13,11 @@ label noise least squares is exact from n = d on (its error at n = 2d is float32
 1e-13), so "within 2x" could not be met by any learner other than least squares itself.
 
 CI runs seed 0; seeds 1 and 2 are run by hand with ``ICLAB_SCIENCE_SEED=1`` (and 2).
+
+Measured 2026-12-06 on a 2-core machine shared with three other jobs (the cpu preset, a 4-layer
+Llama-style model, 4000 steps; 211-241 s of CPU time per run), error / d at n = 2d = 10,
+transformer / least squares / averaging: seed 0 0.141 / 0.111 / 0.700 (ratio 1.27), seed 1
+0.155 / 0.115 / 0.767 (1.35), seed 2 0.178 / 0.112 / 0.687 (1.59). Margins unchanged.
 """
 
 import os

@@ -22,11 +22,14 @@ optimality (KKT) conditions
 
     (1/i) X_jᵀ(y - Xŵ) = α sign(ŵ_j)  if ŵ_j ≠ 0,      |(1/i) X_jᵀ(y - Xŵ)| ≤ α  if ŵ_j = 0.
 
-A fit that has not reached ``tol`` after ``max_iter`` sweeps raises
-:class:`LassoConvergenceError` (naming the prompt, the position and what to change)
-instead of scikit-learn's ``ConvergenceWarning``: an unconverged fit is never returned.
-Garg et al. likewise turn the warning into an error. Their ``max_iter`` is 1e5; at
-``α = 0.01`` a few 16-dimensional fits with ``i < d`` need ≈ 2e5 sweeps, so the default
+A fit that has not reached ``tol`` after ``max_iter`` sweeps (this happens with one or two
+examples, whose nearly collinear columns make coordinate descent crawl) is replaced by the
+exact solution of the LARS path (``LassoLars``) if that satisfies the KKT conditions to
+``1e-6 α``, or else by coordinate descent started again from that solution; failing all
+three, it raises :class:`LassoConvergenceError` (naming the prompt, the
+position and what to change). No ``ConvergenceWarning`` reaches the user, and an unconverged
+fit is never returned. Garg et al. turn the warning into an error; their ``max_iter`` is 1e5;
+at ``α = 0.01`` a few 16-dimensional fits with ``i < d`` need ≈ 2e5 sweeps, so the default
 here is 1e6.
 
 Each prompt and position is one fit, so these cost ``batch · points`` fits (≈ 1-2 ms each
@@ -43,6 +46,7 @@ import numpy as np
 from pydantic import Field
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso as _SkLasso
+from sklearn.linear_model import LassoLars
 
 from iclab.baselines.base import Baseline, check_prompts, truth
 from iclab.errors import IclabError
@@ -52,27 +56,57 @@ class LassoConvergenceError(IclabError, RuntimeError):
     """A Lasso fit that did not reach its tolerance within ``max_iter`` coordinate-descent sweeps."""
 
 
+def kkt_violation(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float) -> float:
+    """Largest violation of the Lasso's optimality conditions at ``w`` (0 at the exact minimum): with
+    ``c = (1/i) xᵀ(y - xw)``, ``|c_j - α sign(w_j)|`` where ``w_j ≠ 0`` and ``|c_j| - α`` (if positive) where
+    ``w_j = 0``."""
+    c = x.T @ (y - x @ w) / len(y)  # (p,)
+    active = w != 0
+    on = np.abs(c[active] - alpha * np.sign(w[active])).max(initial=0.0)
+    off = (np.abs(c[~active]) - alpha).max(initial=0.0)
+    return float(max(on, off, 0.0))
+
+
 def lasso_fit(x: np.ndarray, y: np.ndarray, alpha: float, tol: float = 1e-10, max_iter: int = 1_000_000,
               where: str = "") -> np.ndarray:
     """``argmin (1/2i)||xw - y||² + α||w||₁`` of ``x`` (i, p), ``y`` (i,): ``w`` of shape (p,).
 
-    Coordinate descent from 0 (scikit-learn's ``Lasso``, no intercept) until the duality gap
-    is below ``tol · ||y||²``; raises :class:`LassoConvergenceError` if ``max_iter`` sweeps
-    do not get there (``where`` says which fit it was).
+    Coordinate descent from 0 (scikit-learn's ``Lasso``, no intercept) until the duality gap is below
+    ``tol · ||y||²``. If ``max_iter`` sweeps do not get there (nearly collinear columns, as with one or
+    two examples, make coordinate descent crawl), the exact solution of the LARS path (scikit-learn's
+    ``LassoLars``) is taken instead, provided it satisfies the optimality conditions to ``1e-6 α``
+    (:func:`kkt_violation`); where it does not (its path can degenerate), coordinate descent starts again
+    from it; failing that, :class:`LassoConvergenceError` (``where`` says which fit it was).
     """
     if x.shape[1] == 0:
         return np.zeros(0)
-    fit = _SkLasso(alpha=alpha, fit_intercept=False, tol=tol, max_iter=max_iter)
+
+    def descend(start: np.ndarray | None) -> tuple[np.ndarray | None, str]:
+        fit = _SkLasso(alpha=alpha, fit_intercept=False, tol=tol, max_iter=max_iter, warm_start=start is not None)
+        if start is not None:
+            fit.coef_ = start.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            try:
+                return fit.fit(x, y).coef_, ""
+            except ConvergenceWarning as w:
+                return None, " ".join(str(w).split())
+
+    w, message = descend(None)
+    if w is not None:
+        return w
     with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        try:
-            fit.fit(x, y)
-        except ConvergenceWarning as w:
-            raise LassoConvergenceError(
-                f"Lasso(alpha={alpha}) did not converge{where}: after max_iter={max_iter} sweeps the duality gap "
-                f"is above tol={tol} × ||y||²; raise max_iter, or loosen tol (predictions are then only "
-                f"approximate), or raise alpha. scikit-learn: {' '.join(str(w).split())}") from None
-    return fit.coef_
+        warnings.simplefilter("ignore")  # LARS's own warnings: its answer is judged by the KKT check below
+        exact = LassoLars(alpha=alpha, fit_intercept=False).fit(x, y).coef_
+    if kkt_violation(x, y, exact, alpha) <= 1e-6 * alpha:
+        return exact
+    w, message = descend(exact)  # LARS lands near the minimum even where its path degenerates
+    if w is not None:
+        return w
+    raise LassoConvergenceError(
+        f"Lasso(alpha={alpha}) did not converge{where}: after max_iter={max_iter} sweeps the duality gap is "
+        f"above tol={tol} × ||y||², also from the LARS solution; raise max_iter, or loosen tol (predictions are "
+        f"then only approximate), or raise alpha. scikit-learn: {message}")
 
 
 class Lasso(Baseline):
@@ -87,8 +121,8 @@ class Lasso(Baseline):
         Stop when the duality gap is below ``tol · ||y||²`` (see the module docstring);
         ``0 < tol < 1``.
     max_iter : int, default 1000000
-        Most coordinate-descent sweeps per fit; a fit that needs more raises
-        :class:`LassoConvergenceError`.
+        Most coordinate-descent sweeps per fit; a fit that needs more takes the LARS solution if it
+        passes the KKT check, else raises :class:`LassoConvergenceError`.
     """
 
     name: ClassVar[str] = "lasso"

@@ -59,6 +59,11 @@ def finding(kind: str, at: dict[str, dict[str, float]], last: dict[str, float]) 
         return None, f"the check needs the predictor {e.args[0]!r}, which this run did not evaluate"
 
 
+def ratio(model: float, ls: float) -> float | str:
+    """The model's error over least squares'; "LS exact" where least squares is at float rounding."""
+    return model / ls if ls > 1e-9 else "LS exact"
+
+
 def curve(rows: Rows) -> figs.Curve:
     """(n, mean, lo, hi) of one predictor's rows; lo/hi from the bootstrap band, or ±1.96 SE."""
     n, mean = rows.where(metric="error").series("pos")
@@ -184,10 +189,9 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
             n = points["2d"] if points["2d"] in n_avail else max(n_avail)
             v = {label: sub.value(model=label, pos=n) for label in sub.unique("model")}
             table_rows.append([SHIFT_NAMES[s], n, v[MODEL], v["least-squares"], v["zero"],
-                               v[MODEL] / v["least-squares"] if v["least-squares"] > 0 else float("nan")])
+                               ratio(v[MODEL], v["least-squares"])])
         no_shift = [["no shift", points["2d"], at["2d"][MODEL], at["2d"].get("least-squares", float("nan")),
-                     at["2d"]["zero"], at["2d"][MODEL] / at["2d"]["least-squares"]
-                     if at["2d"].get("least-squares", 0) > 0 else float("nan")]]
+                     at["2d"]["zero"], ratio(at["2d"][MODEL], at["2d"].get("least-squares", float("nan")))]]
         sh = cfg.shifts
         sections.append(Section(
             "Distribution shifts",
