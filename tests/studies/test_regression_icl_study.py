@@ -78,7 +78,7 @@ def test_a_saved_model_is_evaluated_without_training(tmp_path):
     again = iclab.run("regression-icl", preset="cpu", overrides=TINY, model=model_dir, out=tmp_path / "b")
     a, b = (r.load_rows().where(probe="icl-error", label=None, model="transformer") for r in (first, again))
     assert [r.value for r in a] == [r.value for r in b]  # same model, same prompts: the same errors
-    assert not again.load_rows().where(probe="train") and f"loaded from {model_dir}" in (
+    assert not again.load_rows().where(probe="train") and f"transformer loaded from {model_dir}" in (
         again.path / "report.html").read_text()
     with pytest.raises(ModelLoadError, match="VectorModel"):
         iclab.run("regression-icl", preset="cpu", overrides=TINY, model=str(tmp_path), out=tmp_path / "c")

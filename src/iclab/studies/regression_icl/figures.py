@@ -31,6 +31,18 @@ def _style(label: str) -> dict:
     return {"lw": 1.3}
 
 
+#: the lowest error the log axes show: least squares without label noise is exact after d examples (~1e-15),
+#: which would squeeze every other curve into the top of the panel
+FLOOR = 1e-4
+
+
+def _floor(ax, curves) -> None:
+    """Start the log axis at half the lowest positive mean, but not below FLOOR."""
+    lows = [float(np.min(c[1][c[1] > 0])) for c in curves if (c[1] > 0).any()]
+    if lows:
+        ax.set_ylim(bottom=max(FLOOR, 0.5 * min(lows)))
+
+
 def _mark_d(ax, dim: int):
     ax.axvline(dim, color="gray", ls="--", lw=0.8)
     ax.text(dim, 1.0, " n = d", transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="gray")
@@ -45,6 +57,7 @@ def error_curves(curves: dict[str, Curve], colors: dict[str, str], dim: int, tit
             ax.fill_between(n, lo, hi, color=colors[label], alpha=0.18, lw=0)
     _mark_d(ax, dim)
     ax.set(xlabel="in-context examples n", ylabel=ylabel, title=title, yscale="log")
+    _floor(ax, curves.values())
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     return fig
@@ -63,6 +76,7 @@ def shift_panels(panels: dict[str, dict[str, Curve]], colors: dict[str, str], di
                 ax.fill_between(n, lo, hi, color=colors[label], alpha=0.18, lw=0)
         _mark_d(ax, dim)
         ax.set_yscale("log")
+        _floor(ax, panels[name].values())
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("in-context examples n", fontsize=8)
     for ax in axes[:, 0]:

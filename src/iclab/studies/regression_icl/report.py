@@ -144,14 +144,16 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
                   + (f" = σ², the posterior mean for w ~ N(0, I) (Bayes-optimal)." if world.sigma > 0 and
                      abs(ridge.params.get("alpha", 0.01) - world.sigma**2) < 1e-12 else ".")) if ridge else ""
     timing = run.meta.get("train_seconds")
-    summary = (f"A {cfg.model.family} transformer ({cfg.model.n_layers} layers, width {cfg.model.d_model}, "
-               f"{cfg.model.n_heads} heads, {n_params:,} parameters) with a linear read-in and read-out, "
-               + (f"loaded from {run.meta['model']}" if run.meta.get("model")
-                  else f"trained {step} steps (batch {cfg.train.batch_size})")
-               + f" on {describe_world(cfg)}. "
+    model_text = (f"The regression transformer loaded from {run.meta['model']} ({n_params:,} parameters), evaluated"
+                  if run.meta.get("model") else
+                  f"A {cfg.model.family} transformer ({cfg.model.n_layers} layers, width {cfg.model.d_model}, "
+                  f"{cfg.model.n_heads} heads, {n_params:,} parameters) with a linear read-in and read-out, trained "
+                  f"{step} steps (batch {cfg.train.batch_size})")
+    n2d_text = f"n = 2d = {n2d}" if n2d == 2 * d else f"n = {n2d} (the last point; 2d = {2 * d})"
+    summary = (f"{model_text} on {describe_world(cfg)}. "
                f"Errors are squared errors divided by {SIGNAL_WORDS.get(world.kind, 'd')} (Garg et al.'s "
                f"normalisation: predicting 0 scores about 1), averaged over {cfg.eval.n_prompts} prompts.{ridge_text} "
-               f"At n = 2d = {n2d} the transformer's error is {at['2d'][MODEL]:.3g}; {listing}; predicting 0 "
+               f"At {n2d_text} the transformer's error is {at['2d'][MODEL]:.3g}; {listing}; predicting 0 "
                f"{at['2d']['zero']:.3g}. {peak_text} Expected (Garg et al. 2022): {EXPECTED[world.kind]}. "
                f"Here {evidence}. {verdict}"
                + (f" Training took {timing:.0f} s ({step / timing:.1f} steps/s)." if timing and step else ""))
@@ -160,7 +162,9 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
                         f"Squared error divided by {SIGNAL_WORDS.get(world.kind, 'd')}, against the number n of "
                         f"examples before the query; the shaded bands are the {band}.",
                         figures=[Figure(fig_err, "One colour per predictor in every figure; the transformer is "
-                                                 "the thick black line, 'zero' (dotted) predicts 0.")],
+                                                 "the thick black line, 'zero' (dotted) predicts 0. The axis "
+                                                 f"goes no lower than {figs.FLOOR:g} (noiseless least squares is exact after "
+                                                 "d examples); the table has the numbers.")],
                         tables=[err_table])]
 
     # ---- training curve
