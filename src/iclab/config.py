@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from iclab.errors import ConfigError, UnknownNameError
 
@@ -49,6 +49,9 @@ class TrainConfig(Frozen):
         More steps at which probes run (e.g. a log-spaced list to resolve a fast transition).
     ckpt_every : int, default 500
         Steps between checkpoints (one is also written at the end).
+    log_every : int or None, default None
+        Steps between rows of the training curves (loss, lr, gradient norm, tokens per
+        second; probe ``log``); None is ``steps // 100``, so a run has at least 100 points.
     device : {"auto", "cpu", "cuda"}, default "auto"
     precision : {"auto", "fp32", "bf16"}, default "auto"
         "auto" is bf16 autocast on a GPU and fp32 on the CPU, where bf16 is many times slower.
@@ -67,9 +70,37 @@ class TrainConfig(Frozen):
     eval_every: int = Field(100, ge=1)
     probe_at: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
     ckpt_every: int = Field(500, ge=1)
+    log_every: int | None = Field(None, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False
+
+
+class LogConfig(Frozen):
+    """Where the training curves go besides the run's own rows (which always hold them).
+
+    Parameters
+    ----------
+    tensorboard : bool, default False
+        Event files under ``<run>/tensorboard/<model>``; watch with ``tensorboard --logdir runs``.
+        Needs ``pip install 'iclab[tensorboard]'``.
+    wandb : str or None, default None
+        A Weights & Biases project. Offline (files under ``<run>/wandb``, ``wandb sync`` to upload)
+        unless ``WANDB_MODE`` says otherwise. Needs ``pip install 'iclab[wandb]'``.
+    """
+
+    tensorboard: bool = False
+    wandb: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _installed(self):
+        import importlib.util
+
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ValueError("log.tensorboard = true needs the tensorboard package: pip install 'iclab[tensorboard]'")
+        if self.wandb and importlib.util.find_spec("wandb") is None:
+            raise ValueError(f"log.wandb = {self.wandb!r} needs the wandb package: pip install 'iclab[wandb]'")
+        return self
 
 
 def configs_dir() -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -46,18 +47,42 @@ class Cache(Mapping):
         return f"Cache({shapes})"
 
 
-def as_model_kwargs(inputs) -> dict:
-    """Token ids (batch, pos), or a dict of model keyword arguments, as keyword arguments."""
-    if isinstance(inputs, torch.Tensor):
-        return {"input_ids": inputs} if not inputs.is_floating_point() else {"inputs_embeds": inputs}
+def as_model_kwargs(inputs, device: torch.device | None = None) -> dict:
+    """The model's keyword arguments for ``inputs``.
+
+    ``inputs`` may be token ids as a tensor, a NumPy array or (nested) lists, of shape
+    (batch, pos) or (pos,) for one sequence; a batch with ``.tokens`` (a world's TokenBatch);
+    a float tensor or array of shape (batch, pos, d_model), passed as ``inputs_embeds``; or a
+    dict of model keyword arguments, passed as it is. Arrays and lists are moved to ``device``.
+    """
     if isinstance(inputs, Mapping):
         return dict(inputs)
-    raise TypeError(f"inputs must be a tensor of token ids or a dict of model arguments, not {type(inputs).__name__}")
+    inputs = getattr(inputs, "tokens", inputs)
+    if not isinstance(inputs, torch.Tensor):
+        try:
+            arr = np.asarray(inputs)
+        except ValueError as e:  # ragged lists
+            raise TypeError(f"inputs: token ids must form a rectangular (batch, pos) array ({e})") from None
+        if arr.dtype.kind not in "iuf" or arr.ndim not in (1, 2, 3):
+            raise TypeError(f"inputs must be token ids of shape (batch, pos) or (pos,), embeddings of shape "
+                            f"(batch, pos, d_model), or a dict of model arguments; got {type(inputs).__name__} "
+                            f"of dtype {arr.dtype} and shape {arr.shape}")
+        if arr.ndim == 1:
+            arr = arr[None]  # one sequence
+        inputs = torch.as_tensor(arr, dtype=torch.long if arr.dtype.kind in "iu" else torch.float32, device=device)
+    if inputs.is_floating_point():
+        return {"inputs_embeds": inputs}
+    return {"input_ids": inputs}
 
 
 def forward_logits(model: nn.Module, inputs) -> torch.Tensor:
-    out = model(**as_model_kwargs(inputs))
+    out = model(**as_model_kwargs(inputs, _device(model)))
     return out.logits if hasattr(out, "logits") else out
+
+
+def _device(model: nn.Module) -> torch.device | None:
+    p = next(model.parameters(), None)
+    return None if p is None else p.device
 
 
 def capture(model: nn.Module, inputs, names: Iterable[str], edits: Mapping[str, HookFn] | None = None,
@@ -67,7 +92,8 @@ def capture(model: nn.Module, inputs, names: Iterable[str], edits: Mapping[str, 
     Parameters
     ----------
     model : PreTrainedModel or wrapper with ``.backbone``
-    inputs : LongTensor of shape (batch, pos), or dict of model keyword arguments
+    inputs : token ids (tensor, NumPy array or lists) of shape (batch, pos), or a dict of model
+        keyword arguments (see :func:`as_model_kwargs`)
     names : iterable of str
         Activation names (``iclab.models.names``). Attention patterns switch the model to
         eager attention for this pass.

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from iclab.config import Frozen, TrainConfig
+from iclab.config import Frozen, LogConfig, TrainConfig
 from iclab.models.build import ModelSpec
 from iclab.models.names import StreamSite
 from iclab.probes.graph_tracing import GraphTracing
@@ -108,6 +108,7 @@ class GraphTracingConfig(Frozen):
     pretrain: RandomGraphWalks = RandomGraphWalks()
     model: ModelSpec = ModelSpec(n_layers=2, d_model=128, n_heads=4, max_len=1024)
     train: TrainConfig = TrainConfig(steps=1000, lr=3e-3, warmup=50)
+    log: LogConfig = LogConfig()
     probe: ProbeSettings = ProbeSettings()
     pretrained: PretrainedSettings = PretrainedSettings()
 

@@ -21,6 +21,14 @@ def model_label(cfg: GraphTracingConfig) -> str:
     return f"L{cfg.model.n_layers}-d{cfg.model.d_model}"
 
 
+def describe(rows: Rows) -> str:
+    """What a probe step found: rule following on the new graph at the longest context traced."""
+    acc = rows.where(metric="accuracy")
+    c = max(acc.unique("pos"))
+    return (f"accuracy at context {c} {acc.value(pos=c):.2f}, stepping back excluded "
+            f"{rows.where(metric='accuracy_no_backtrack').value(pos=c):.2f}")
+
+
 def measure(cfg: GraphTracingConfig, run: Run, model_name: str | None = None) -> None:
     """Pretrain on random graph walks, then trace the new graph (or trace it in ``model_name``)."""
     if model_name:
@@ -40,7 +48,7 @@ def measure(cfg: GraphTracingConfig, run: Run, model_name: str | None = None) ->
             return probe_during(m, few).tagged(step=step, model=label, label="training").rows
 
     result = train(model, cfg.pretrain, cfg.train, data_seed=cfg.seed, ckpt_dir=run.ckpt_dir("model"),
-                   probe=train_probe, label=label)
+                   probe=train_probe, label=label, describe=describe, log=cfg.log, run_dir=run.path)
     model.save_pretrained(run.path / "models" / "model")
     res = cfg.probe.probe()(model, walks)
     run.save_arrays("trace-trained", **res.arrays, n_params=n_params(model))

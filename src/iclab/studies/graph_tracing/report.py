@@ -8,6 +8,7 @@ from iclab.metrics.graph import natural_ring_edges, pca, spectral_embedding
 from iclab.probes.graph_tracing import pick_layer, transition_context
 from iclab.runs.report import Figure, Report, Section, Table
 from iclab.runs.run import Run
+from iclab.studies.common import training_section
 from iclab.studies.graph_tracing import figures as figs
 from iclab.studies.graph_tracing.config import GraphTracingConfig
 from iclab.studies.graph_tracing.measure import conflict_world, word_world
@@ -130,6 +131,7 @@ def report_trained(cfg: GraphTracingConfig, run: Run) -> Report:
                                 figures=[Figure(run.save_figure(fig, "training"), "Rule following on the new graph "
                                                 "(stepping back excluded) and representation energy against "
                                                 "training step.")]))
+    sections += filter(None, [training_section(run, rows)])
     final = {m: float(a[m][-1]) for m in RULE_CURVES + ("neighbor_mass",)}
     summary = (f"A {cfg.model.family} model ({cfg.model.n_layers} layers, d_model {cfg.model.d_model}, "
                f"{cfg.model.n_heads} heads, {int(a['n_params']):,} parameters) pretrained {cfg.train.steps} steps on "

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from iclab.config import Frozen, TrainConfig
+from iclab.config import Frozen, LogConfig, TrainConfig
 from iclab.models.build import ModelSpec
 from iclab.probes.ictr import ICTR
 from iclab.worlds.icg import ICGWorld
@@ -114,6 +114,7 @@ class ICGGeneralizationConfig(Frozen):
     world: ICGWorld = ICGWorld()
     model: ICGModel = ICGModel()
     train: TrainConfig = TrainConfig()
+    log: LogConfig = LogConfig()
     probe: ICTRSettings = ICTRSettings()
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
 

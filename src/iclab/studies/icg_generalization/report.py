@@ -7,6 +7,7 @@ import numpy as np
 from iclab.rows import Row, Rows
 from iclab.runs.report import Figure, Report, Section, Table
 from iclab.runs.run import Run
+from iclab.studies.common import training_section
 from iclab.studies.icg_generalization import figures as figs
 from iclab.studies.icg_generalization.config import ICGGeneralizationConfig
 from iclab.worlds.icg import TOPIC_SETS
@@ -102,6 +103,7 @@ def report_trained(cfg: ICGGeneralizationConfig, run: Run) -> Report:
                     figures=[Figure(by_k, "ICTR_X(k) for X = R, C, U.")]),
             Section("Over training", figures=[Figure(over_training, f"ICTR at k = {k} and training loss "
                                                      "against the training step.")]),
+            *filter(None, [training_section(run, rows)]),
             Section("World and definitions", world_text(cfg)),
         ])
 

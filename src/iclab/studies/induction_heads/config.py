@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from iclab.config import Frozen, TrainConfig
+from iclab.config import Frozen, LogConfig, TrainConfig
 from iclab.models.build import ModelSpec
 from iclab.worlds.induction import RepeatedTokens
 
@@ -46,6 +46,7 @@ class InductionHeadsConfig(Frozen):
     model: ModelSpec = ModelSpec(attn_only=True)
     layers: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
     train: TrainConfig = TrainConfig()
+    log: LogConfig = LogConfig()
     probe: ProbeSettings = ProbeSettings()
 
     def half(self, pretrained: bool) -> int:

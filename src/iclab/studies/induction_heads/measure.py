@@ -39,6 +39,14 @@ def ablate(model, prompts, scores: np.ndarray, cfg: InductionHeadsConfig, half: 
     return probe(model, prompts), heads
 
 
+def describe(rows: Rows) -> str:
+    """What a probe step found: the best head and the ICL score."""
+    scores = rows.where(metric="induction_score")
+    best = max(scores, key=lambda r: r.value)
+    return (f"best induction score {best.value:.2f} (L{best.layer}H{best.head}), "
+            f"ICL score {rows.where(probe='icl', label=None).value('icl_score'):+.2f} nats")
+
+
 def measure(cfg: InductionHeadsConfig, run: Run, model_name: str | None = None) -> None:
     """Train one attention-only model per depth in ``cfg.layers`` (or load ``model_name``), score
     every head over training, and ablate the induction heads at the end."""
@@ -59,7 +67,7 @@ def measure(cfg: InductionHeadsConfig, run: Run, model_name: str | None = None) 
             return head_scores(m, prompts, controls, cfg, half).tagged(step=step, model=name).rows
 
         result = train(model, cfg.world, cfg.train, data_seed=cfg.seed, ckpt_dir=run.ckpt_dir(name),
-                       probe=probe, label=name)
+                       probe=probe, label=name, describe=describe, log=cfg.log, run_dir=run.path)
         rows += result.rows
         model.save_pretrained(run.path / "models" / name)
 

@@ -9,6 +9,7 @@ from iclab.rows import Rows
 from iclab.runs.report import Figure, Report, Section, Table
 from iclab.runs.run import Run
 from iclab.studies.induction_heads import figures as figs
+from iclab.studies.common import training_section
 from iclab.studies.induction_heads.config import InductionHeadsConfig
 
 
@@ -81,6 +82,7 @@ def report_trained(cfg: InductionHeadsConfig, run: Run) -> Report:
                  "a drop of the ICL score; one-layer models cannot form them."),
         sections=[
             Section("Summary", tables=[table]),
+            *filter(None, [training_section(run, rows)]),
             Section("Phase change", "The transition step (dashed) is the first probe step at which the best "
                     "induction score passes halfway between its initial and final values.",
                     figures=[Figure(phase, "ICL score and best induction score against training step.")]),

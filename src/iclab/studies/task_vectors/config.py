@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from iclab.baselines import baseline_names
-from iclab.config import Frozen, TrainConfig
+from iclab.config import Frozen, LogConfig, TrainConfig
 from iclab.models.build import ModelSpec
 from iclab.models.vector import x_position, y_position
 from iclab.train.finetune import FinetuneSettings
@@ -162,6 +162,7 @@ class TaskVectorsConfig(Frozen):
     model: ModelSpec = ModelSpec(family="gpt2", n_layers=12, d_model=256, n_heads=8, max_len=64)
     train: TrainConfig = TrainConfig(steps=80_000, batch_size=128, lr=1e-4, betas=(0.9, 0.9999), warmup=0,
                                      min_lr_ratio=1.0, weight_decay=0.0, eval_every=1000, ckpt_every=5000)
+    log: LogConfig = LogConfig()
     probe: SyntheticSettings = SyntheticSettings()
     natural: NaturalSettings = NaturalSettings()
     patching: PatchingSettings = PatchingSettings()

@@ -9,6 +9,7 @@ from iclab.metrics.embedding import embed_2d
 from iclab.rows import Rows
 from iclab.runs.report import Figure, Report, Section, Table
 from iclab.runs.run import Run
+from iclab.studies.common import training_section
 from iclab.studies.task_vectors import figures as figs
 from iclab.studies.task_vectors.config import TOKEN_NAMES, TaskVectorsConfig, read_position
 from iclab.studies.task_vectors.curves import marked_steps, points_r2, td_vs_loss, training_curves
@@ -109,6 +110,7 @@ def report_trained(cfg: TaskVectorsConfig, run: Run) -> Report:
                  f"(layer {int(np.argmax(td_final))}). Han et al. (ICML 2025): the loss of each basis falls as "
                  "its representation separates from the others, and TD rises with it."),
         sections=[Section("Summary", tables=[summary, td_table]),
+                  *filter(None, [training_section(run, rows)]),
                   Section("Coupled emergence", figures=figures),
                   Section("TD against error over training",
                           f"One point per basis and probe step (the run's checkpoints): the basis's TD at the "
