@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM
@@ -211,6 +212,24 @@ def test_capture_with_an_edit_keeps_the_edited_activation(tiny_lm, token_ids):
     torch.testing.assert_close(c[name], want, atol=0, rtol=0)
     torch.testing.assert_close(c[nxt], want, atol=0, rtol=0)
     torch.testing.assert_close(c.logits, patch(m, token_ids, {name: Add(v, pos=2)}), atol=0, rtol=0)
+
+
+def test_inputs_may_be_numpy_arrays_lists_or_one_sequence(tiny_lm, token_ids):
+    name = act_name("resid_post", 1)
+    ref = capture(tiny_lm.model, token_ids, [name])
+    for inputs in (token_ids.numpy(), token_ids.tolist(), token_ids.numpy().astype(np.int32)):
+        got = capture(tiny_lm.model, inputs, [name])
+        assert torch.equal(got[name], ref[name]) and torch.equal(got.logits, ref.logits)
+    one = capture(tiny_lm.model, token_ids[0].tolist(), [name])  # (pos,): a batch of one
+    torch.testing.assert_close(one[name], ref[name][:1])
+    logits = patch(tiny_lm.model, token_ids.numpy(), {name: Replace(ref[name][:, -1], pos=token_ids.shape[1] - 1)})
+    torch.testing.assert_close(logits, ref.logits)
+
+
+@pytest.mark.parametrize("bad", ["a string", [[1, 2], [3]], [{"a": 1}]])
+def test_inputs_that_are_not_token_ids_are_refused(tiny_lm, bad):
+    with pytest.raises(TypeError, match="token ids"):
+        capture(tiny_lm.model, bad, [act_name("resid_post", 0)])
 
 
 def test_cache_names_what_was_captured(tiny_lm, token_ids):
