@@ -80,6 +80,9 @@ class Rows(list):
     matches; ``series(x)`` gives ``(x values, values)`` sorted by ``x``.
     """
 
+    def __add__(self, other) -> "Rows":
+        return Rows(list.__add__(self, list(other)))
+
     def where(self, **columns: Any) -> "Rows":
         unknown = set(columns) - set(ROW_COLUMNS)
         if unknown:

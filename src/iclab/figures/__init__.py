@@ -32,6 +32,11 @@ def heatmap(ax, values: np.ndarray, title: str, xlabel: str = "head", ylabel: st
 
 
 
+def short_name(name: str) -> str:
+    """A model's name for titles and legends: the last part of a path or hub name."""
+    return str(name).rstrip("/").rsplit("/", 1)[-1] or str(name)
+
+
 def model_colors(names) -> dict[str, str]:
     """One colour per model name, the same in every panel of a report (matplotlib's cycle, in order)."""
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -56,4 +61,4 @@ def training_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]])
     return fig
 
 
-__all__ = ["plt", "heatmap", "model_colors", "training_curves"]
+__all__ = ["plt", "heatmap", "model_colors", "short_name", "training_curves"]

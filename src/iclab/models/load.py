@@ -26,6 +26,24 @@ def check_model_path(name_or_path: str) -> None:
                              f"expected a directory written by save_pretrained")
 
 
+def context_limits(model) -> tuple[int | None, int | None]:
+    """``(trained, maximum)``: the sequence length a model trained by iclab saw in training
+    (``config.iclab_trained_context``, written by :func:`save_trained`), and the most positions
+    its architecture takes (``max_position_embeddings`` or ``n_positions``); None where unknown."""
+    cfg = getattr(model, "config", None)
+    trained = getattr(cfg, "iclab_trained_context", None)
+    maximum = next((v for k in ("max_position_embeddings", "n_positions", "n_ctx")
+                    if isinstance(v := getattr(cfg, k, None), int)), None)
+    return trained, maximum
+
+
+def save_trained(model, path, trained_context: int) -> None:
+    """``save_pretrained`` with the training sequence length recorded in the config, so that
+    ``--model`` on this directory can check its prompts against it."""
+    model.config.iclab_trained_context = int(trained_context)
+    model.save_pretrained(path)
+
+
 def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dtype | None = None,
                trust_remote_code: bool = False, tokenizer: Literal["auto", "required", "none"] = "auto"
                ) -> tuple[PreTrainedModel, object | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from iclab.config import Frozen, LogConfig, TrainConfig
+from iclab.errors import ConfigError
 from iclab.models.build import ModelSpec
 from iclab.worlds.induction import RepeatedTokens
 
@@ -19,8 +20,16 @@ class ProbeSettings(Frozen):
     half : int or None, default None
         Length of ``r``; None means ``world.seq_len // 2`` for models trained here and 50
         for pretrained models.
+    phase_threshold : float, default 0.5
+        A model shows the phase change when its best induction score ends at or above this,
+        having started below it, and its ICL score falls by at least ``phase_icl_drop``. A
+        random model scores about 1/(context length); a 1-layer model, which can only attend
+        by position and content, stays near 0.2-0.3 (Olsson et al.: no induction heads).
+    phase_icl_drop : float, default 0.5
+        Nats the ICL score must fall between the first and the last probe step.
     ablate_min_score : float, default 0.3
-        Heads with an induction score at least this high are ablated at the end.
+        Heads with an induction score at least this high are ablated at the end; when none
+        reaches it, the one best head is ablated and the report says so.
     ablate_max_heads : int, default 8
     ablation : {"mean", "zero"}, default "mean"
     batch_size : int, default 64
@@ -28,6 +37,8 @@ class ProbeSettings(Frozen):
 
     n_prompts: int = Field(128, ge=8)
     half: int | None = Field(None, ge=4)
+    phase_threshold: float = Field(0.5, gt=0, le=1)
+    phase_icl_drop: float = Field(0.5, ge=0)
     ablate_min_score: float = Field(0.3, ge=0, le=1)
     ablate_max_heads: int = Field(8, ge=1)
     ablation: str = Field("mean", pattern="^(mean|zero)$")
@@ -49,6 +60,16 @@ class InductionHeadsConfig(Frozen):
     log: LogConfig = LogConfig()
     probe: ProbeSettings = ProbeSettings()
 
-    def half(self, pretrained: bool) -> int:
-        """Length of the repeated segment of the probe prompts."""
-        return self.probe.half or (50 if pretrained else self.world.seq_len // 2)
+    def half(self, pretrained: bool, limits: tuple[int | None, int | None] = (None, None)) -> int:
+        """Length of the repeated segment of the probe prompts: ``probe.half``, else half the training
+        length here; for a loaded model 50, or half the length it was trained on when iclab trained
+        it (``limits = (trained, maximum)`` of :func:`iclab.models.load.context_limits`). Raises
+        ConfigError when the prompts would be longer than the model's positions."""
+        trained, maximum = limits
+        if not pretrained:
+            return self.probe.half or self.world.seq_len // 2
+        half = self.probe.half or (min(50, trained // 2) if trained else 50)
+        if maximum is not None and 2 * half > maximum:
+            raise ConfigError(f"probe.half = {half}: prompts of {2 * half} tokens are longer than the model's "
+                              f"{maximum} positions; set probe.half <= {maximum // 2}")
+        return half
