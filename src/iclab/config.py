@@ -1,7 +1,8 @@
 """Study configs: YAML presets validated by pydantic, with ``--set key.sub=value`` overrides.
 
 Every study declares one frozen pydantic model (``extra="forbid"``). A preset is a YAML
-file ``configs/<study>/<preset>.yaml``; overrides are applied to the YAML's dict before
+file ``<study>/<preset>.yaml`` in the package's ``iclab/configs/`` (installed with it as
+package data; ``$ICLAB_CONFIGS`` names another folder instead); overrides are applied to the YAML's dict before
 validation, so a preset and an override are checked by the same rules, and every error
 names the key, the value and what is allowed, in one line.
 """
@@ -9,6 +10,7 @@ names the key, the value and what is allowed, in one line.
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -73,9 +75,12 @@ class TrainConfig(Frozen):
 
 
 def configs_dir() -> Path:
-    """Where presets live: ``$ICLAB_CONFIGS``, else the repository's ``configs/``."""
+    """Where presets live: ``$ICLAB_CONFIGS``, else the package's own ``iclab/configs/``
+    (package data, so an installed iclab has its presets too)."""
     env = os.environ.get("ICLAB_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    if env:
+        return Path(env)
+    return Path(str(resources.files("iclab") / "configs"))
 
 
 def preset_names(study: str) -> list[str]:
@@ -84,7 +89,7 @@ def preset_names(study: str) -> list[str]:
 
 
 def preset_path(study: str, preset: str) -> Path:
-    """The YAML file of ``preset``: a name under ``configs/<study>/`` or a path to a file."""
+    """The YAML file of ``preset``: a name under ``<configs_dir()>/<study>/`` or a path to a file."""
     if preset.endswith((".yaml", ".yml")):
         p = Path(preset)
         if not p.is_file():

@@ -2,7 +2,7 @@
 
 ``Study(name, config=..., measure=..., report=...)`` composes the rest of iclab:
 
-- ``config``: a frozen pydantic class; presets in ``configs/<study>/*.yaml`` validate into it.
+- ``config``: a frozen pydantic class; presets in ``iclab/configs/<study>/*.yaml`` validate into it.
 - ``measure(cfg, run, model)``: trains (or, with ``model`` a name or path, loads a pretrained
   causal LM), probes, and writes rows (``run.save_rows``) and the arrays its figures need
   (``run.save_arrays``) into the run directory. Nothing else leaves it.

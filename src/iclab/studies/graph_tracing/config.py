@@ -1,4 +1,4 @@
-"""Config of the graph-tracing study (presets in ``configs/graph-tracing/``)."""
+"""Config of the graph-tracing study (presets in ``iclab/configs/graph-tracing/``)."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class PretrainedSettings(Frozen):
 
 
 class GraphTracingConfig(Frozen):
-    """Config of the graph-tracing study (presets in ``configs/graph-tracing/``).
+    """Config of the graph-tracing study (presets in ``iclab/configs/graph-tracing/``).
 
     ``graph`` is the new labelled graph that is traced (its ``vocab`` must be the
     pretraining vocabulary; its ``walk_length`` is the longest context traced for a model

@@ -1,4 +1,4 @@
-"""Config of the icg-generalization study (presets in ``configs/icg-generalization/``)."""
+"""Config of the icg-generalization study (presets in ``iclab/configs/icg-generalization/``)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ class ICTRSettings(Frozen):
 
 
 class ICGGeneralizationConfig(Frozen):
-    """Config of the icg-generalization study (presets in ``configs/icg-generalization/``).
+    """Config of the icg-generalization study (presets in ``iclab/configs/icg-generalization/``).
 
     ``sweep`` is the default grid of ``iclab sweep`` (dotted key → values); a single run
     ignores it.

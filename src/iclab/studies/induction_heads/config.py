@@ -1,4 +1,4 @@
-"""Config of the induction-heads study (presets in ``configs/induction-heads/``)."""
+"""Config of the induction-heads study (presets in ``iclab/configs/induction-heads/``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Config of the task-vectors study (presets in ``configs/task-vectors/``)."""
+"""Config of the task-vectors study (presets in ``iclab/configs/task-vectors/``)."""
 
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ class PatchingSettings(Frozen):
 
 
 class TaskVectorsConfig(Frozen):
-    """Config of the task-vectors study (presets in ``configs/task-vectors/``)."""
+    """Config of the task-vectors study (presets in ``iclab/configs/task-vectors/``)."""
 
     seed: int = 0
     world: SparseLinearMixture = SparseLinearMixture()
