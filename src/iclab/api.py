@@ -24,9 +24,12 @@ def run(study: str, preset: str = "cpu", overrides: dict[str, Any] | None = None
     """Run ``study`` with ``preset`` and ``overrides`` (dotted keys); returns the finished Run.
 
     ``model`` scores a pretrained causal LM (name or path) instead of training one.
-    The run directory is ``out/<study>/<run-id>``.
+    The run directory is ``out/<study>/<run-id>``; it is made only once the config, the
+    model path and the memory estimate have passed, so a refused run leaves nothing behind.
     """
-    cfg = get_study(study).load_config(preset, overrides)
+    spec = get_study(study)
+    cfg = spec.load_config(preset, overrides)
+    spec.preflight(cfg, model)  # a missing model or a config that cannot fit: refused before anything is written
     r = Run.create(out, study, to_yaml(cfg), {"preset": preset, "model": model, "overrides": overrides or {},
                                               "pid": os.getpid()})
     return execute(r, cfg, model)
