@@ -3,6 +3,7 @@
 >>> import iclab
 >>> run = iclab.run("induction-heads", preset="cpu", overrides={"train.steps": 500})
 >>> iclab.results("select model, max(value) from metrics where metric = 'induction_score' group by model")
+>>> iclab.runs(status="failed")  # a DataFrame: study, run, status, created, preset, model, headline, path
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from iclab.config import to_yaml
 from iclab.runs.results import query
+from iclab.runs.store import list_runs
 from iclab.runs.run import Run
 from iclab.studies import get_study
 from iclab.studies.execute import execute, rebuild_report
@@ -45,6 +47,14 @@ def report(path: str | Path) -> Path:
     return rebuild_report(path)
 
 
-def results(sql: str, root: str | Path = "runs") -> tuple[list[str], list[tuple]]:
-    """Run SQL over all runs under ``root`` (views ``metrics`` and ``runs``)."""
+def results(sql: str, root: str | Path = "runs"):
+    """Run SQL over all runs under ``root`` (views ``metrics`` and ``runs``); returns a pandas
+    DataFrame. A damaged file is named in a :class:`~iclab.errors.DamagedFileWarning` and
+    left out; the SQL cannot read or write files."""
     return query(sql, root)
+
+
+def runs(root: str | Path = "runs", study: str | None = None, status: str | None = None):
+    """The runs under ``root`` (newest first) as a pandas DataFrame: study, run, status,
+    created, preset, model, headline (see :func:`iclab.runs.store.headline`) and path."""
+    return list_runs(root, study=study, status=status)
