@@ -3,7 +3,7 @@
 >>> import iclab
 >>> run = iclab.run("induction-heads", preset="cpu", overrides={"train.steps": 500})
 >>> iclab.results("select model, max(value) from metrics where metric = 'induction_score' group by model")
->>> iclab.runs(status="failed")  # a DataFrame: study, run, status, created, preset, model, headline, path
+>>> iclab.list_runs(status="failed")  # a DataFrame: study, run, status, created, preset, model, headline, path
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from iclab.config import to_yaml
 from iclab.runs.results import query
-from iclab.runs.store import list_runs
+from iclab.runs.store import list_runs as _list_runs
 from iclab.runs.run import Run
 from iclab.studies import get_study
 from iclab.studies.execute import execute, rebuild_report
@@ -54,7 +54,8 @@ def results(sql: str, root: str | Path = "runs"):
     return query(sql, root)
 
 
-def runs(root: str | Path = "runs", study: str | None = None, status: str | None = None):
+def list_runs(root: str | Path = "runs", study: str | None = None, status: str | None = None):
     """The runs under ``root`` (newest first) as a pandas DataFrame: study, run, status,
-    created, preset, model, headline (see :func:`iclab.runs.store.headline`) and path."""
-    return list_runs(root, study=study, status=status)
+    created, preset, model, headline (see :func:`iclab.runs.store.headline`) and path; what
+    ``iclab runs`` prints. (``iclab.runs`` is the package of run directories.)"""
+    return _list_runs(root, study=study, status=status)
