@@ -113,6 +113,18 @@ class Run:
     def ckpt_dir(self, name: str) -> Path:
         return self.path / "checkpoints" / name
 
+    def remove_temporary(self) -> list[Path]:
+        """Delete what a writer killed mid-write left: ``.<name>.*.tmp`` files of
+        :func:`iclab.atomic.atomic_write` and ``.tmp-*`` checkpoint folders. Only for a run no
+        process is writing (a resume). Returns what was removed."""
+        import shutil
+
+        gone = [p for p in self.path.rglob(".*.tmp") if p.is_file()]
+        gone += [p for p in (self.path / "checkpoints").glob("*/.tmp-*") if p.is_dir()]
+        for p in gone:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        return gone
+
     # --- results ---------------------------------------------------------------------
     def save_rows(self, rows: list[Row]) -> Path:
         """Write all ``rows`` as ``results.parquet`` (replacing it), with study and run columns."""

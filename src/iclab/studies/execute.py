@@ -47,6 +47,7 @@ def resume(path: str | Path) -> Run:
     study = get_study(meta["study"])
     cfg = study.config_of(run)
     study.preflight(cfg, meta.get("model"))  # the machine may be smaller than the one the run began on
+    run.remove_temporary()  # half-written files of a killed process
     run.update_meta(status="running", pid=os.getpid())
     return execute(run, cfg, meta.get("model"))
 
