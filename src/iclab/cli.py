@@ -123,7 +123,10 @@ def results_cmd(sql: str = typer.Argument(..., help="SQL over the views `metrics
             raise IclabError(f"--output {str(output)!r} is a directory; give a file name")
         df = results(sql, root)
         if output is not None:
-            write_frame(df, output, fmt)
+            try:
+                write_frame(df, output, fmt)
+            except OSError as e:
+                raise IclabError(f"--output {str(output)!r} cannot be written: {e.strerror or e}") from None
             err.print(f"{len(df)} rows written to {output}", highlight=False, soft_wrap=True)
             return
     except IclabError as e:
