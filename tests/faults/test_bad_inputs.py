@@ -109,7 +109,7 @@ CASES = {
     "model-without-config": lambda t: (["run", "induction-heads", "--model", _model_dir(t, None)],
                                        ["model", "no config.json"]),
     "model-garbled-config": lambda t: (["run", "induction-heads", "--model", _model_dir(t, "{not json")],
-                                       ["config.json", "does not load"]),
+                                       ["model", "could not be loaded", "config.json"]),
     "resume-not-a-run": lambda t: (["resume", str(t)], ["not a run directory"]),
     "resume-missing": lambda t: (["resume", str(t / "nope")], ["nope", "does not exist"]),
     "resume-a-file": lambda t: (["resume", _a_file(t)], ["a-file", "is a file"]),
@@ -223,3 +223,10 @@ def test_memory_message_gives_the_estimate_and_the_machine(tmp_path):
     ok = cli("results", "select 1", "--root", str(tmp_path), env={"ICLAB_MEMORY_LIMIT": "off"})
     assert ok.code == 0
     assert json.loads(cli("results", "select 1 as a", "--root", str(tmp_path), "--format", "json").stdout) == [{"a": 1}]
+
+
+def test_a_sweep_trial_too_big_for_memory_is_refused_before_the_sweep_starts(tmp_path):
+    res = cli("sweep", "induction-heads", "--grid", "train.batch_size=[8,60000]",
+              "--out", str(tmp_path / "out"), env={"ICLAB_MEMORY_LIMIT": "2GiB"})
+    one_line_error(res, "sweep trial 'batch_size=60000'", "needs about")
+    assert not (tmp_path / "out").exists()

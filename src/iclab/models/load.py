@@ -32,8 +32,8 @@ def check_model_path(name_or_path: str) -> None:
             AutoConfig.from_pretrained(str(path))
         except Exception as e:  # a damaged or foreign config.json: JSON, key and value errors alike
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelLoadError(f"model path {name_or_path!r}: {path / 'config.json'} does not load ({reason})") \
-                from None
+            raise ModelLoadError(f"model {name_or_path!r} could not be loaded: its config.json does not load "
+                                 f"({reason})") from None
 
 
 def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dtype | None = None,
