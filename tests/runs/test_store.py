@@ -116,6 +116,8 @@ def test_runs_command_lists_study_status_date_and_headline(root):
         assert text in res.stdout, text
     only = invoke("runs", "--root", str(root), "--status", "failed")
     assert "1 run(s)" in only.stdout and "task-vectors" not in only.stdout
+    Run(root / "induction-heads" / "b").update_meta(error="RuntimeError: out of patience\nmore lines")
+    assert list(iclab.list_runs(root, status="failed")["headline"]) == ["RuntimeError: out of patience"]
 
 
 def test_headline_is_the_first_float_of_the_first_report_table(root):

@@ -139,13 +139,18 @@ def headline(run_dir: Path) -> str:
 
 def list_runs(root: str | Path = "runs", study: str | None = None, status: str | None = None):
     """The runs under ``root`` as a pandas DataFrame, newest first: study, run, status, created,
-    preset, model, headline, path; filtered by ``study`` and ``status`` when given."""
+    preset, model, headline (the error's first line for a failed run), path; filtered by
+    ``study`` and ``status`` when given."""
     import pandas as pd
 
     records = [r for r in scan(root) if (study is None or r.meta.get("study") == study)
                and (status is None or r.meta.get("status") == status)]
     records.sort(key=lambda r: str(r.meta.get("created") or ""), reverse=True)
-    rows = [{**{k: v for k, v in r.row().items() if k in ("study", "run", "status", "created", "preset", "model")},
-             "headline": headline(r.path), "path": str(r.path)} for r in records]
+    rows = []
+    for r in records:
+        row = r.row()
+        head = headline(r.path) if row["status"] != "failed" or not row["error"] else row["error"][:80]
+        rows.append({**{k: row[k] for k in ("study", "run", "status", "created", "preset", "model")},
+                     "headline": head, "path": row["path"]})
     cols = ["study", "run", "status", "created", "preset", "model", "headline", "path"]
     return pd.DataFrame(rows, columns=cols)
