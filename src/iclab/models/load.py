@@ -16,14 +16,24 @@ def _looks_like_path(name: str) -> bool:
 
 
 def check_model_path(name_or_path: str) -> None:
-    """Raise :class:`ModelLoadError` now if ``name_or_path`` is a local path that does not exist
-    or has no ``config.json`` (cheap; a Hub name is only checked by loading it)."""
+    """Raise :class:`ModelLoadError` now if ``name_or_path`` is a local path that does not exist,
+    has no ``config.json`` or one that does not describe a model (cheap: no weights are read;
+    a Hub name is only checked by loading it)."""
     path = Path(name_or_path).expanduser()
     if _looks_like_path(name_or_path) and not path.exists():
         raise ModelLoadError(f"model path {name_or_path!r} does not exist")
-    if path.exists() and not (path / "config.json").exists():
+    if path.exists() and not (path / "config.json").is_file():
         raise ModelLoadError(f"model path {name_or_path!r} has no config.json; "
                              f"expected a directory written by save_pretrained")
+    if path.exists():
+        from transformers import AutoConfig
+
+        try:
+            AutoConfig.from_pretrained(str(path))
+        except Exception as e:  # a damaged or foreign config.json: JSON, key and value errors alike
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelLoadError(f"model {name_or_path!r} could not be loaded: its config.json does not load "
+                                 f"({reason})") from None
 
 
 def context_limits(model) -> tuple[int | None, int | None]:
