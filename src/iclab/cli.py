@@ -8,6 +8,7 @@ each, ``warning: ...``.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -64,11 +65,13 @@ def run_cmd(study: str = typer.Argument(..., help="study name (see `iclab list`)
             preset: str = typer.Option("cpu", "--preset", "-p", help="preset name or a YAML file"),
             set_: Optional[list[str]] = typer.Option(None, "--set", "-s", help="override, e.g. train.steps=500"),
             model: Optional[str] = typer.Option(None, "--model", "-m", help="score a pretrained HF causal LM"),
-            out_dir: Path = typer.Option(Path("runs"), "--out", "-o", help="runs root directory")) -> None:
+            out_dir: Path = typer.Option(Path("runs"), "--out", "-o", help="runs root directory"),
+            quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or probe lines")) -> None:
     """Run a study; the report is written at the end."""
     from iclab.api import run
     from iclab.config import parse_overrides
 
+    _quiet(quiet)
     try:
         r = run(study, preset=preset, overrides=parse_overrides(set_), model=model, out=out_dir)
     except IclabError as e:
@@ -76,11 +79,18 @@ def run_cmd(study: str = typer.Argument(..., help="study name (see `iclab list`)
     out.print(f"run finished: {r.path}\nreport: {r.path / 'report.html'}")
 
 
+def _quiet(quiet: bool) -> None:
+    if quiet:
+        os.environ["ICLAB_NO_PROGRESS"] = "1"  # read by iclab.progress
+
+
 @app.command("resume")
-def resume_cmd(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
+def resume_cmd(run_dir: Path = typer.Argument(..., help="a run directory"),
+               quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or probe lines")) -> None:
     """Continue a stopped run from its last checkpoints."""
     from iclab.api import resume
 
+    _quiet(quiet)
     try:
         r = resume(run_dir)
     except IclabError as e:

@@ -125,3 +125,24 @@ def test_quiet_prints_nothing(monkeypatch):
         shown.logged(10, 1.0, 1.0)
         shown.note("step 10: done")
     assert out.getvalue() == ""
+
+
+def test_curves_after_a_resume_equal_an_uninterrupted_run(tmp_path):
+    """A checkpoint in the middle of a logging interval: the log rows after the resume still
+    average the whole interval (losses and gradient norms are kept in the checkpoint)."""
+    cfg = TrainConfig(steps=24, batch_size=4, lr=3e-3, warmup=2, eval_every=24, ckpt_every=7, log_every=5)
+    ref = train(_model(), WORLD, cfg, data_seed=0, ckpt_dir=tmp_path / "ref")
+
+    class Killed(Exception):
+        pass
+
+    def die(model, step):
+        if step == 24:
+            raise Killed
+        return []
+
+    with pytest.raises(Killed):  # the last checkpoint on disk is step 21, in the middle of the interval 20-25
+        train(_model(), WORLD, cfg, data_seed=0, probe=die, ckpt_dir=tmp_path / "b")
+    res = train(_model(), WORLD, cfg, data_seed=0, ckpt_dir=tmp_path / "b")
+    assert res.rows.without_timing() == ref.rows.without_timing()
+    assert len(res.rows.where(probe="log", metric="grad_norm")) == 5  # steps 5, 10, 15, 20, 24

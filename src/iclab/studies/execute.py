@@ -25,6 +25,7 @@ def execute(run: Run, cfg, model: str | None = None) -> Run:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bars only
+    hf_logging.set_verbosity_error()  # notices about HF internals (e.g. "loss_type=None") are not iclab's news
     study = get_study(run.meta["study"])
     if run.meta.get("model") != model:
         run.update_meta(model=model)  # the report reads which path ran from run.json

@@ -40,6 +40,7 @@ class TrainResult:
     step: int = 0
     rows: Rows = field(default_factory=Rows)
     losses: list[float] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)  # one per step; NaN where none was computed
 
 
 def pick_device(name: str) -> torch.device:
@@ -103,22 +104,25 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
     if ckpt is not None:
         meta = load_checkpoint(ckpt, model, opt)
         start = meta["step"]
-        result = TrainResult(start, Rows(Row(**r) for r in meta["trainer"]["rows"]), meta["trainer"]["losses"])
+        trainer = meta["trainer"]
+        result = TrainResult(start, Rows(Row(**r) for r in trainer["rows"]), trainer["losses"],
+                             [float("nan") if v is None else v for v in trainer.get("grad_norms", [])])
         if start >= cfg.steps:
             model.eval()
             return result
 
     def checkpoint(step: int) -> None:
         if ckpt_dir is not None:
-            state = {"rows": [asdict(r) for r in result.rows], "losses": result.losses, "label": label}
+            state = {"rows": [asdict(r) for r in result.rows], "losses": result.losses, "label": label,
+                     "grad_norms": [None if v != v else v for v in result.grad_norms]}  # JSON has no NaN
             save_checkpoint(ckpt_dir, step, model, opt, state)
 
     tokens_per_batch = None
     probe_at = set(cfg.probe_at)
     last_probe = max([0, *(r.step for r in result.rows if r.probe == "train")])
     pending_losses: list[torch.Tensor] = []
-    pending_norms: list[torch.Tensor] = []
-    norms: list[float] = []  # gradient norms since the last log row
+    pending_norms: list[torch.Tensor] = []  # one per step, a NaN tensor on steps without a norm
+    nan = torch.tensor(float("nan"), device=device)
     sinks = Sinks(log, run_dir, label)
     with ThreadPoolExecutor(max_workers=1) as pool, TrainingProgress(label, cfg.steps, start) as shown:
 
@@ -136,7 +140,7 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
         if start == 0:
             run_probe(0)
         next_batch = pool.submit(batch_at, world, data_seed, start, cfg.batch_size)
-        t_last, s_last, logged_to = time.perf_counter(), start, len(result.losses)
+        t_last, s_last = time.perf_counter(), start
         for step in range(start, cfg.steps):
             batch = next_batch.result()
             if step + 1 < cfg.steps:  # make the next batch while this one computes
@@ -154,8 +158,10 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
             done = step + 1
             if cfg.grad_clip > 0:  # the norm comes with clipping; without it, it is computed for the log only
                 pending_norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).detach())
-            elif done % log_every == 0:
+            elif done % log_every == 0 or done == cfg.steps:
                 pending_norms.append(torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None]))
+            else:
+                pending_norms.append(nan)
             opt.step()
             opt.zero_grad(set_to_none=True)
             pending_losses.append(loss.detach())
@@ -166,18 +172,19 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
             if is_log or is_probe or done % cfg.ckpt_every == 0:
                 # one device sync per interval, not per step
                 result.losses.extend(torch.stack(pending_losses).float().cpu().tolist())
-                norms += torch.stack(pending_norms).float().cpu().tolist() if pending_norms else []
+                result.grad_norms.extend(torch.stack(pending_norms).float().cpu().tolist())
                 pending_losses.clear()
                 pending_norms.clear()
             if is_log:
                 now = time.perf_counter()
                 tok_s = (done - s_last) * tokens_per_batch / max(now - t_last, 1e-9)
-                curve = {"loss": _mean(result.losses[logged_to:]), "lr": lr, "grad_norm": _mean(norms)}
+                since = (done - 1) // log_every * log_every  # the previous log step: the same after a resume
+                curve = {"loss": _mean(result.losses[since:done]), "lr": lr,
+                         "grad_norm": _mean(result.grad_norms[since:done])}
                 result.rows += [Row("log", k, v, step=done, model=label) for k, v in curve.items()]
                 result.rows.append(Row("speed", "tokens_per_s", tok_s, step=done, model=label))
                 sinks.scalars(done, {**curve, "tokens_per_s": tok_s})
                 shown.logged(done, curve["loss"], tok_s)
-                logged_to, norms = len(result.losses), []
                 t_last, s_last = time.perf_counter(), done
             if is_probe:
                 recent = result.losses[-min(cfg.eval_every, done - last_probe):]
@@ -194,4 +201,6 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
 
 
 def _mean(values: list[float]) -> float:
+    """The mean of the values that are not NaN (NaN if there are none)."""
+    values = [v for v in values if v == v]
     return sum(values) / len(values) if values else float("nan")
