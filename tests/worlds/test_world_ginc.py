@@ -175,8 +175,11 @@ def test_prompt_layout_answer_and_truth():
     assert (b.info["sampled_answer"] == ex[:, -1, -1]).all()
     assert np.isin(b.info["concept"], w.concept_set("pretrain")).all()
     assert ((b.info["start_property"] >= 1) & (b.info["start_property"] < 10)).all()
-    want = w.next_token_given(ex[:, -1, :-1], b.info["concept"], b.info["start_property"]).argmax(axis=1)
-    assert (b.info["answer"] == want).all()
+    p = w.next_token_given(ex[:, -1, :-1], b.info["concept"], b.info["start_property"])  # (n, V)
+    assert (b.info["answer"] == p.argmax(axis=1)).all()  # the lowest of the most likely tokens
+    best = p.max(axis=1, keepdims=True)
+    assert (b.info["answer_set"] == (p >= best - 1e-9)).all()
+    assert b.info["answer_set"][np.arange(n), b.info["answer"]].all()
     # the sampled last token agrees with the true concept's argmax more often than not
     assert (b.info["answer"] == b.info["sampled_answer"]).mean() > 0.4
 
@@ -359,8 +362,22 @@ def test_bayes_accuracy_rises_with_k_to_one():
     w = GINCWorld()
     ex = w.sample_examples(np.random.default_rng(12), 300, 16, 3)
     by_k = ginc_oracle.bayes_by_shots(w, ex["examples"], [0, 1, 16], w.concept_set("pretrain"))
-    acc = {k: (ginc_oracle.predict(p) == ex["answer"]).mean() for k, p in by_k.items()}
+    acc = {k: (ginc_oracle.predict(p) == ex["answer"]).mean() for k, p in by_k.items()}  # GINC's tie rule
     assert acc[0] < 0.8 < acc[1] < acc[16] and acc[16] >= 0.99
+
+
+def test_tied_answers_form_a_set():
+    """Repeated tokens in the table make exact ties; the answer set keeps every tied token."""
+    w = GINCWorld(n_symbols=20, n_entities=5, n_properties=5, n_concepts=6, n_pretrain_concepts=3,
+                  delimiter_transitions="shared", transition_floor=0.05)
+    ex = w.sample_examples(np.random.default_rng(13), 2000, 0, 3)
+    sizes = ex["answer_set"].sum(axis=1)
+    assert (sizes >= 1).all() and 0.01 < (sizes > 1).mean() < 0.2
+    p = w.next_token_given(ex["examples"][:, -1, :-1], ex["concept"], ex["start_property"])
+    tied = np.nonzero(sizes > 1)[0]
+    top2 = np.sort(p[tied], axis=1)[:, -2:]
+    assert np.allclose(top2[:, 0], top2[:, 1], atol=1e-9)
+    assert ginc_oracle.answer_set(np.array([[0.1, 0.45, 0.45]])).tolist() == [[False, True, True]]
 
 
 def test_oracle_refuses_bad_inputs():

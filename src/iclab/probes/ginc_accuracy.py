@@ -2,10 +2,10 @@
 
 Definition (Xie et al. 2022, Sec. 4; spec ``mechanisms.md``, bayesian-icl)::
 
-    acc(k, l) = (1 / n) Σ_i 1[ argmax_y f(y | prompt_i) = answer_i ]
+    acc(k, l) = (1 / n) Σ_i 1[ argmax_y f(y | prompt_i) ∈ A_i ]
 
     prompt_i = x_1 / ... / x_k / o_{k+1,1:l-1},  examples of length l from one concept θ_i
-    answer_i = argmax_y p(o_{k+1,l} = y | o_{k+1,1:l-1}, θ_i, s_0,i)
+    A_i = argmax_y p(o_{k+1,l} = y | o_{k+1,1:l-1}, θ_i, s_0,i)   (the answer; a set where tokens tie)
 
 for the model (f = its next-token distribution after the last prompt token; k = 0 is
 zero-shot) and for three references computed exactly on the same prompts
@@ -19,8 +19,9 @@ zero-shot) and for three references computed exactly on the same prompts
   on the documents approximates.
 
 A prompt the pretraining-prior predictor finds impossible (probability 0 under every
-pretraining concept) counts as its miss; ``bayes_undefined`` is their share. Argmax ties
-go to the lowest token id throughout.
+pretraining concept) counts as its miss; ``bayes_undefined`` is their share. A
+predictor's own argmax ties go to the lowest token id; the answer keeps every tied token
+(GINC keeps the lowest, see :mod:`iclab.worlds.ginc`).
 
 Prompt sets (``variants``): ``id`` (pretraining concepts, a delimiter after each example,
 as in the seed's in-distribution prompts), ``unseen-concepts`` (concepts left out of
@@ -61,6 +62,14 @@ METRICS = ("accuracy", "bayes_accuracy", "bayes_all_accuracy", "pretrain_lm_accu
 Variant = Literal["id", "unseen-concepts", "no-delimiters", "shuffled-delimiters"]
 
 
+def hit_rate(predicted: np.ndarray, answers: np.ndarray) -> float:
+    """Share of predictions (n,) inside their answer sets (n, V); -1 (no prediction) is a miss."""
+    ok = predicted >= 0
+    hit = np.zeros(predicted.shape, dtype=bool)
+    hit[ok] = answers[np.nonzero(ok)[0], predicted[ok]]
+    return float(hit.mean())
+
+
 def cell_label(variant: str, l: int) -> str:
     """The ``label`` of a row: the prompt set and the example length, e.g. ``"id l=5"``."""
     return f"{variant} l={l}"
@@ -75,7 +84,8 @@ class GINCPrompts:
     world : GINCWorld
     tokens : dict of (variant, l, k) to int array (n, pos)
         The k-shot prompts of each cell.
-    answers : dict of (variant, l) to int array (n,)
+    answers : dict of (variant, l) to bool array (n, V)
+        The answer sets: the true concept's most likely next tokens.
     references : dict of (variant, l, k) to dict of str to int array (n,)
         Predicted tokens of ``"bayes"``, ``"bayes_all"`` and ``"pretrain_lm"`` (-1: no prediction).
     """
@@ -159,7 +169,7 @@ class GINCAccuracy(Probe):
                     drawn[concepts] = {"ex": ex, "bayes": bayes, "bayes_all": bayes_all}
                 d = drawn[concepts]
                 examples = d["ex"]["examples"]  # (n, k_max + 1, l)
-                answers[variant, l] = d["ex"]["answer"]
+                answers[variant, l] = d["ex"]["answer_set"]
                 for k in self.shots:
                     nested = np.concatenate([examples[:, :k], examples[:, -1:]], axis=1)  # (n, k + 1, l)
                     t = world.layout(nested, separator, rng)
@@ -186,12 +196,12 @@ class GINCAccuracy(Probe):
         rows = []
         for (i, v), (j, l), (c, k) in itertools.product(enumerate(self.variants), enumerate(self.lengths),
                                                          enumerate(self.shots)):
-            answer = prompts.answers[v, l]
+            answers = prompts.answers[v, l]
             ref = prompts.references[v, l, k]
-            values = {"accuracy": float((self._argmax(model, prompts.tokens[v, l, k]) == answer).mean()),
-                      "bayes_accuracy": float((ref["bayes"] == answer).mean()),
-                      "bayes_all_accuracy": float((ref["bayes_all"] == answer).mean()),
-                      "pretrain_lm_accuracy": float((ref["pretrain_lm"] == answer).mean()),
+            values = {"accuracy": hit_rate(self._argmax(model, prompts.tokens[v, l, k]), answers),
+                      "bayes_accuracy": hit_rate(ref["bayes"], answers),
+                      "bayes_all_accuracy": hit_rate(ref["bayes_all"], answers),
+                      "pretrain_lm_accuracy": hit_rate(ref["pretrain_lm"], answers),
                       "bayes_undefined": float((ref["bayes"] < 0).mean())}
             for m, val in values.items():
                 arrays[m][i, j, c] = val

@@ -13,8 +13,8 @@ the forward algorithm, and p(o_l | x, θ, s_0) pushes the last forward message t
 transition and the emissions. The prior p(θ) is uniform over a concept set: the pretraining
 concepts (the Bayes-optimal predictor of a learner that saw only pretraining documents), or
 all concepts (one that knows the unseen ones too). The world's answer is
-argmax_y p(o_l = y | x, θ*, s_0*) for the true θ*, s_0*: the limit of this predictor as the
-posterior concentrates.
+argmax_y p(o_l = y | x, θ*, s_0*) for the true θ*, s_0* (a set where tokens tie): the limit of
+this predictor as the posterior concentrates.
 
 This predictor knows the prompt format (independent examples, shared s_0); it is not the
 predictive of the pretraining distribution applied to the prompt as one long sequence,
@@ -141,9 +141,10 @@ def next_token_given(world: GINCWorld, tokens: np.ndarray, concept: np.ndarray, 
     return out
 
 
-def true_answer(world: GINCWorld, tokens: np.ndarray, concept: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """The answer: argmax_y p(o_{L+1} = y | o_{1:L}, θ, s_0), (n,) int64; ties go to the lowest id."""
-    return next_token_given(world, tokens, concept, start).argmax(axis=-1).astype(np.int64)
+def answer_set(probs: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """The most likely tokens of each row, (n, V) bool: within ``tol`` of the row's maximum,
+    so that ties, which floating point can split by a rounding error, are kept together."""
+    return probs >= probs.max(axis=-1, keepdims=True) - tol
 
 
 def bayes_by_shots(world: GINCWorld, examples: np.ndarray, shots: Iterable[int],
