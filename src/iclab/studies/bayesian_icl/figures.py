@@ -81,7 +81,7 @@ def zero_vs_few_shot(bars: dict[int, dict[str, np.ndarray]], ks: list[int]):
     ``bars[l]["model"]`` and ``bars[l]["Bayes-optimal"]`` are arrays (len(ks),).
     """
     ls = list(bars)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.7 * len(ls), 3.4))
+    fig, ax = plt.subplots(figsize=(2.8 + 1.7 * len(ls), 3.4))
     width = 0.8 / len(ks)
     for i, k in enumerate(ks):
         x = np.arange(len(ls)) + (i - (len(ks) - 1) / 2) * width
@@ -91,7 +91,7 @@ def zero_vs_few_shot(bars: dict[int, dict[str, np.ndarray]], ks: list[int]):
                    label="Bayes-optimal" if i == 0 else None)
     ax.set_xticks(np.arange(len(ls)), [f"l = {l}" for l in ls])
     ax.set(ylabel="in-context accuracy", ylim=(0, 1.05), title="Zero-shot (k = 0) against few-shot")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
 

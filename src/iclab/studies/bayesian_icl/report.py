@@ -172,6 +172,15 @@ def summary(cfg: BayesianICLConfig, run: Run, res: Results) -> str:
                      f"{w.n_properties} properties, {w.n_symbols} symbols).")
     else:
         lines.append(f"The loaded model {run.meta.get('model')} on the world's prompts.")
+    departures = []
+    if w.transition_floor > 0:
+        departures.append(f"every transition has probability at least {w.transition_floor:g} / n "
+                          "(transition_floor)")
+    if w.delimiter_transitions == "shared":
+        departures.append("moves into and out of the delimiter are the same for every concept")
+    if departures:
+        lines.append("Unlike GINC's generator, and as the paper's analysis assumes, " + " and ".join(departures)
+                     + ".")
     zero = res.shots[0]
     grows, near = [], []
     per_l = []
@@ -189,13 +198,17 @@ def summary(cfg: BayesianICLConfig, run: Run, res: Results) -> str:
         accK = [res.value("accuracy", "id", l, K) for l in res.lengths]
         trend = "grows" if all(b >= a for a, b in zip(accK, accK[1:])) else "does not grow monotonically"
         lines.append(f"At k = {K} accuracy {trend} with l (" + ", ".join(f"{a:.2f}" for a in accK) + ").")
+    def mean(metric, v):
+        return np.mean([res.value(metric, v, l, K) for l in res.lengths])
     ood = []
     for v in res.sets[1:]:
-        mean = np.mean([res.value("accuracy", v, l, K) for l in res.lengths])
-        ood.append(f"{SET_NAMES[v]} {mean:.2f}")
+        ref = (f"Bayes-optimal {mean('bayes_accuracy', v):.2f} with the pretraining prior, "
+               f"{mean('bayes_all_accuracy', v):.2f} knowing every concept" if v == "unseen-concepts"
+               else f"Bayes-optimal {mean('bayes_accuracy', v):.2f}")
+        ood.append(f"{SET_NAMES[v]} {mean('accuracy', v):.2f} ({ref})")
     if ood:
-        idm = np.mean([res.value("accuracy", "id", l, K) for l in res.lengths])
-        lines.append(f"Mean accuracy over l at k = {K}: in distribution {idm:.2f}; " + ", ".join(ood) + ".")
+        lines.append(f"Mean accuracy over l at k = {K}: in distribution {mean('accuracy', 'id'):.2f} (Bayes-optimal "
+                     f"{mean('bayes_accuracy', 'id'):.2f}); " + "; ".join(ood) + ".")
     lines.append("Xie et al. (2022): in-context accuracy grows with the number of examples k and their length l, "
                  "approaching the Bayes-optimal predictor, and fails on prompts out of distribution.")
     flags = []
@@ -203,8 +216,11 @@ def summary(cfg: BayesianICLConfig, run: Run, res: Results) -> str:
         flags.append("accuracy does not grow with k at l = " +
                      ", ".join(str(l) for l, g in zip(res.lengths, grows) if not g))
     if not all(near):
+        far = [l for l, n in zip(res.lengths, near) if not n]
         flags.append(f"at k = {K} the model is more than {BAYES_MARGIN * 100:.0f} points below the Bayes-optimal "
-                     "predictor at l = " + ", ".join(str(l) for l, n in zip(res.lengths, near) if not n))
+                     "predictor at l = " + ", ".join(map(str, far)) + " (where the Bayes-optimal language model of "
+                     "the pretraining documents reaches " + ", ".join(
+                         f"{res.value('pretrain_lm_accuracy', 'id', l, K):.2f}" for l in far) + ")")
     if flags:
         lines.append("CONTRADICTS THE EXPECTED FINDING: " + "; ".join(flags) + ".")
     else:
