@@ -56,8 +56,8 @@ def start_messages(world: GINCWorld) -> np.ndarray:
     return start.reshape(P - 1, E * P)
 
 
-def forward(world: GINCWorld, tokens: np.ndarray, concepts: np.ndarray, start: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
+def forward(world: GINCWorld, tokens: np.ndarray, concepts: np.ndarray, start: np.ndarray,
+            keep_messages: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Scaled forward pass of token rows under every (concept, start distribution) pair.
 
     Parameters
@@ -68,12 +68,15 @@ def forward(world: GINCWorld, tokens: np.ndarray, concepts: np.ndarray, start: n
     start : array of shape (S, E P) or (C, S, E P)
         Start distributions p(h_1) over state index e P + p, shared by the concepts or
         one set per concept.
+    keep_messages : bool, default True
+        False returns no messages (they take C S m E P floats: too many for long lists of
+        examples, whose likelihoods alone are needed).
 
     Returns
     -------
     loglik : (C, S, m)
         log p(tokens | θ, start); -inf where impossible.
-    message : (C, S, m, E P)
+    message : (C, S, m, E P) or None
         p(h_L | tokens, θ, start), zero where impossible.
     """
     x = np.asarray(tokens, dtype=np.int64)
@@ -83,7 +86,7 @@ def forward(world: GINCWorld, tokens: np.ndarray, concepts: np.ndarray, start: n
     T = np.stack([world.transition_matrix(c) for c in concepts])  # (C, N, N)
     B = world._B.reshape(world.n_symbols, N)  # (V, N): p(o | state)
     loglik = np.empty((C, S, m))
-    message = np.empty((C, S, m, N))
+    message = np.empty((C, S, m, N)) if keep_messages else None
     step = max(1, _BUDGET // (C * S * N))
     for a in range(0, m, step):
         rows = x[a:a + step]  # (r, L)
@@ -97,7 +100,9 @@ def forward(world: GINCWorld, tokens: np.ndarray, concepts: np.ndarray, start: n
             with np.errstate(divide="ignore"):
                 ll += np.log(c)
             alpha /= np.where(c > 0, c, 1.0)[..., None]
-        loglik[:, :, a:a + r], message[:, :, a:a + r] = ll, alpha
+        loglik[:, :, a:a + r] = ll
+        if keep_messages:
+            message[:, :, a:a + r] = alpha
     return loglik, message
 
 
@@ -120,7 +125,8 @@ def log_likelihood(world: GINCWorld, tokens: np.ndarray, concepts: Iterable[int]
     """log p(x | θ, s_0) for token rows (..., L) → (..., C, P - 1), θ over ``concepts`` (all by default)."""
     x = np.asarray(tokens, dtype=np.int64)
     c = _concepts(world, concepts)
-    ll, _ = forward(world, x.reshape(-1, x.shape[-1]), c, start_messages(world))  # (C, P-1, rows)
+    rows = x.reshape(-1, x.shape[-1])  # (rows, L)
+    ll, _ = forward(world, rows, c, start_messages(world), keep_messages=False)  # (C, P-1, rows)
     return np.moveaxis(ll, -1, 0).reshape(*x.shape[:-1], c.size, world.n_properties - 1)
 
 
@@ -180,7 +186,7 @@ def bayes_by_shots(world: GINCWorld, examples: np.ndarray, shots: Iterable[int],
     pred = predictive_from(world, message, c).reshape(G, n, world.n_symbols)  # (G, n, V)
     ll_test = ll_test.reshape(G, n).T  # (n, G)
     if m > 1:
-        ll_ex, _ = forward(world, ex[:, :-1].reshape(n * (m - 1), l), c, start)  # (C, S, n (m-1))
+        ll_ex, _ = forward(world, ex[:, :-1].reshape(n * (m - 1), l), c, start, keep_messages=False)  # (C, S, n (m-1))
         ll_ex = ll_ex.reshape(G, n, m - 1).transpose(1, 2, 0)  # (n, m - 1, G)
         cum = np.concatenate([np.zeros((n, 1, G)), np.cumsum(ll_ex, axis=1)], axis=1)
     else:

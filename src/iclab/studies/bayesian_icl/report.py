@@ -80,7 +80,8 @@ def report(cfg: BayesianICLConfig, run: Run) -> Report:
     few = [k for k in res.shots if k <= 2]
     if len(few) > 1 and few[0] == 0:
         bars = {l: {"model": np.array([res.value("accuracy", "id", l, k) for k in few]),
-                    "Bayes-optimal": np.array([res.value("bayes_accuracy", "id", l, k) for k in few])} for l in res.lengths}
+                    "Bayes-optimal": np.array([res.value("bayes_accuracy", "id", l, k) for k in few])}
+                for l in res.lengths}
         zf = run.save_figure(figs.zero_vs_few_shot(bars, few), "zero_vs_few_shot")
         figures.append(Section("Zero-shot against few-shot", zero_few_text(res, few),
                                figures=[Figure(zf, "Accuracy at k = " + ", ".join(map(str, few)) +
