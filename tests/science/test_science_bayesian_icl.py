@@ -20,7 +20,7 @@ k = 0 -> 16, model (Bayes-optimal)::
     seed 2: l = 3 0.83 -> 0.93 (0.86 -> 0.99)  l = 5 0.84 -> 0.95 (0.92 -> 1.00)  l = 8 0.90 -> 0.97 (0.94 -> 1.00)
 
 The near-Bayes check is on the longest examples only: at l = 3 the gap is 6 to 16 points, and
-even the Bayes-optimal language model of the pretraining documents is 4 to 9 points short
+even the Bayes-optimal language model of the pretraining documents is 3 to 9 points short
 of the Bayes-optimal in-context predictor there (it does not know that the examples share
 their start property, nor that each starts at a fresh entity).
 """
