@@ -15,8 +15,10 @@ What it shows: accuracy grows with k (and l) and approaches the Bayes-optimal pr
 zero-shot against few-shot; accuracy falls on unseen concepts and on prompts whose format
 differs from the examples of pretraining.
 
-Choices stated here: the model is a transformer only (the seed's LSTM baseline is left
-out); the ``cpu`` preset shrinks the world and, to satisfy the paper's assumptions on the
+Choices stated here: the seed's LSTM baseline is the optional ``lstm`` section (an
+embedding, stacked LSTM layers and a linear read-out, :mod:`iclab.models.lstm`, trained on
+the same documents in the same order, measured by the same probe; no dropout, GINC's had
+0.2); the ``cpu`` preset shrinks the world and, to satisfy the paper's assumptions on the
 prompt distribution, gives the chains a floor and makes delimiter transitions shared by all
 concepts (see ``configs/bayesian-icl/cpu.yaml`` and the world's docstring).
 
@@ -24,11 +26,11 @@ Files: ``config.py`` (what can be set), ``measure.py`` (training and probe rows 
 run), ``report.py`` (figures, tables and the summary from the stored rows), ``figures.py``.
 """
 
-from iclab.studies.bayesian_icl.config import BayesianICLConfig, ProbeSettings
+from iclab.studies.bayesian_icl.config import BayesianICLConfig, LSTMBaseline, ProbeSettings
 from iclab.studies.bayesian_icl.measure import measure
 from iclab.studies.bayesian_icl.report import report
 from iclab.studies.study import Study
 
 STUDY = Study("bayesian-icl", config=BayesianICLConfig, measure=measure, report=report)
 
-__all__ = ["STUDY", "BayesianICLConfig", "ProbeSettings"]
+__all__ = ["STUDY", "BayesianICLConfig", "LSTMBaseline", "ProbeSettings"]

@@ -6,8 +6,11 @@ from pydantic import Field, model_validator
 
 from iclab.config import Frozen, TrainConfig
 from iclab.models.build import ModelSpec
+from iclab.models.lstm import LSTMSpec
 from iclab.probes.ginc_accuracy import VARIANTS, GINCAccuracy, Variant
 from iclab.worlds.ginc import GINCWorld
+
+MODEL, LSTM = "transformer", "lstm"  # the labels of the models trained here, in rows and paths
 
 
 class ProbeSettings(Frozen):
@@ -60,12 +63,32 @@ class ProbeSettings(Frozen):
                             n_prompts=self.n_prompts, batch_size=self.batch_size)
 
 
+class LSTMBaseline(Frozen):
+    """The recurrent baseline, trained on the same documents in the same order as the transformer.
+
+    Parameters
+    ----------
+    n_layers : int, default 1
+    d_model : int, default 128
+    lr : float or None, default None
+        Peak learning rate; None takes ``train.lr``. The rest of ``train`` applies as is.
+    """
+
+    n_layers: int = Field(1, ge=1, le=16)
+    d_model: int = Field(128, ge=2)
+    lr: float | None = Field(None, gt=0, le=1)
+
+    def spec(self) -> LSTMSpec:
+        return LSTMSpec(n_layers=self.n_layers, d_model=self.d_model)
+
+
 class BayesianICLConfig(Frozen):
     """Config of the bayesian-icl study.
 
     The defaults are GINC's published setting: the default world (50 symbols, 10 entities
     x 10 properties, 10 concepts of which 5 pretrain), a 4-layer GPT-2 of width 768 with
-    12 heads (the seed's small model), GINC's k and l grids.
+    12 heads (the seed's small model), GINC's k and l grids. ``lstm`` adds the seed's LSTM
+    baseline (None: none).
     """
 
     seed: int = 0
@@ -73,6 +96,7 @@ class BayesianICLConfig(Frozen):
     model: ModelSpec = ModelSpec(family="gpt2", n_layers=4, d_model=768, n_heads=12, max_len=1024)
     train: TrainConfig = TrainConfig()
     probe: ProbeSettings = ProbeSettings()
+    lstm: LSTMBaseline | None = None
 
     @model_validator(mode="after")
     def _check(self):

@@ -9,7 +9,7 @@ from iclab.rows import Rows
 from iclab.runs.report import Figure, Report, Section, Table
 from iclab.runs.run import Run
 from iclab.studies.bayesian_icl import figures as figs
-from iclab.studies.bayesian_icl.config import BayesianICLConfig
+from iclab.studies.bayesian_icl.config import LSTM, MODEL, BayesianICLConfig
 
 #: the finding's margin: at the largest k the model should be within this of the Bayes-optimal predictor
 BAYES_MARGIN = 0.10
@@ -21,15 +21,15 @@ SET_NAMES = {"id": "in distribution", "unseen-concepts": "unseen concepts", "no-
 
 
 class Results:
-    """The final in-context accuracies of one run, queried by (prompt set, l, k).
+    """The final in-context accuracies of one model of a run, queried by (prompt set, l, k).
 
-    ``model`` is the measured model's rows: the last training step, or a loaded model's rows;
+    ``model`` is the model's rows: the last training step, or a loaded model's rows;
     ``untrained`` the step-0 rows (empty for a loaded model). The references do not depend on
     the model and are read from ``model``.
     """
 
-    def __init__(self, rows: Rows):
-        ginc = rows.where(probe="ginc")
+    def __init__(self, rows: Rows, model: str):
+        ginc = rows.where(probe="ginc", model=model)
         steps = [s for s in ginc.unique("step") if s is not None]
         self.trained = bool(steps)
         self.model = ginc.where(step=max(steps)) if steps else ginc
@@ -52,14 +52,17 @@ class Results:
 
 def report(cfg: BayesianICLConfig, run: Run) -> Report:
     rows = run.load_rows()
-    res = Results(rows)
+    loaded = run.meta.get("model")
+    res = Results(rows, loaded or MODEL)
+    lstm = Results(rows, LSTM) if not loaded and rows.where(model=LSTM) else None
     K = res.shots[-1]
-    name = "model" if res.trained else run.meta.get("model", "model")
     figures = []
 
     panels = {}
     for l in res.lengths:
         lines = {"model": res.curve("accuracy", "id", l)}
+        if lstm is not None:
+            lines["LSTM"] = lstm.curve("accuracy", "id", l)
         if res.trained:
             lines["untrained"] = res.curve("accuracy", "id", l, untrained=True)
         for metric, ref in REFERENCES:
@@ -70,12 +73,13 @@ def report(cfg: BayesianICLConfig, run: Run) -> Report:
     figures.append(Section(
         "Accuracy against the number of examples",
         f"In-distribution prompts (pretraining concepts, a delimiter after each example), {cfg.probe.n_prompts} "
-        "per example length l, nested over k. Lines: the trained model, the untrained model (step 0), the "
+        "per example length l, nested over k. Lines: the trained model (and the LSTM baseline, if trained), "
+        "the untrained model (step 0), the "
         "Bayes-optimal in-context predictor (exact posterior over the pretraining concepts and the start "
         "property by the forward algorithm, knowing the prompt format) and the Bayes-optimal language model of "
         "the pretraining documents reading the prompt as the start of a document (what pretraining teaches).",
         figures=[Figure(by_k, "In-context accuracy against k, one panel per l.")],
-        tables=[id_table(res)]))
+        tables=[id_table(res, lstm)]))
 
     few = [k for k in res.shots if k <= 2]
     if len(few) > 1 and few[0] == 0:
@@ -110,25 +114,29 @@ def report(cfg: BayesianICLConfig, run: Run) -> Report:
         for l in res.lengths:
             for k in cfg.probe.over_training():
                 s = Rows(r for r in rows if r.step is not None).where(
-                    probe="ginc", metric="accuracy", label=cell_label("id", l), pos=k).series("step")
+                    probe="ginc", metric="accuracy", label=cell_label("id", l), pos=k, model=MODEL).series("step")
                 curves[l, k] = s
-        ot = run.save_figure(figs.over_training(curves, rows.where(probe="train", metric="loss").series("step")),
-                             "over_training")
+        loss = rows.where(probe="train", metric="loss", model=MODEL).series("step")
+        ot = run.save_figure(figs.over_training(curves, loss), "over_training")
         figures.append(Section("Over training", figures=[Figure(ot, "In-distribution accuracy at the smallest and "
                                                                 "largest k (dotted: k = 0) and the training loss "
                                                                 "against the step.")]))
 
     figures.append(Section("World and definitions", world_text(cfg)))
     title = "In-context learning as implicit Bayesian inference on the GINC world"
-    return Report(title=title if res.trained else f"{title}: {name}", summary=summary(cfg, run, res), sections=figures)
+    return Report(title=title if res.trained else f"{title}: {loaded}", summary=summary(cfg, run, res, lstm),
+                  sections=figures)
 
 
-def id_table(res: Results) -> Table:
-    cols = ["l", "k", "model"] + (["untrained"] if res.trained else []) + [n for _, n in REFERENCES]
+def id_table(res: Results, lstm: Results | None) -> Table:
+    cols = ["l", "k", "model"] + (["LSTM"] if lstm is not None else []) + (["untrained"] if res.trained else []) + \
+        [n for _, n in REFERENCES]
     out = []
     for l in res.lengths:
         for k in res.shots:
             row = [l, k, res.value("accuracy", "id", l, k)]
+            if lstm is not None:
+                row.append(lstm.value("accuracy", "id", l, k))
             if res.trained:
                 row.append(res.value("accuracy", "id", l, k, untrained=True))
             out.append(row + [res.value(m, "id", l, k) for m, _ in REFERENCES])
@@ -159,7 +167,7 @@ def zero_few_text(res: Results, few: list[int]) -> str:
             "joined by delimiters), which can mislead a model before enough of them pin the concept down.")
 
 
-def summary(cfg: BayesianICLConfig, run: Run, res: Results) -> str:
+def summary(cfg: BayesianICLConfig, run: Run, res: Results, lstm: Results | None = None) -> str:
     w, K = cfg.world, res.shots[-1]
     lines = []
     if res.trained:
@@ -195,6 +203,12 @@ def summary(cfg: BayesianICLConfig, run: Run, res: Results) -> str:
         near.append(bK - aK <= BAYES_MARGIN)
     lines.append(f"In-distribution accuracy from k = {zero} to k = {K}, {cfg.probe.n_prompts} prompts per l: "
                  + "; ".join(per_l) + ".")
+    if lstm is not None:
+        size = int(run.load_arrays(LSTM)["n_params"])
+        by_l = [f"l = {l}: {lstm.value('accuracy', 'id', l, zero):.2f} → {lstm.value('accuracy', 'id', l, K):.2f}"
+                for l in res.lengths]
+        lines.append(f"The LSTM baseline ({cfg.lstm.n_layers} layer(s), width {cfg.lstm.d_model}, {size / 1e6:.2f}M "
+                     "parameters, same documents): " + "; ".join(by_l) + ".")
     if len(res.lengths) > 1:
         accK = [res.value("accuracy", "id", l, K) for l in res.lengths]
         trend = "grows" if all(b >= a for a, b in zip(accK, accK[1:])) else "does not grow monotonically"
@@ -239,5 +253,6 @@ def world_text(cfg: BayesianICLConfig) -> str:
             "is argmax_y p(y | test input, θ, s_0) under the true concept. Accuracy: the share of prompts whose "
             "argmax next token is the answer. The Bayes-optimal predictor is p(y | prompt) = Σ_{θ, s_0} "
             "p(θ, s_0 | prompt) p(y | test input, θ, s_0), the posterior computed exactly by the forward "
-            "algorithm. The LSTM of the seed is not trained here.\n\n"
+            "algorithm. The LSTM baseline, when trained, is an embedding, stacked LSTM layers and a linear "
+            "read-out, trained like the transformer on the same documents.\n\n"
             f"World: {cfg.world.model_dump()}.")
