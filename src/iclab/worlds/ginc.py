@@ -24,7 +24,7 @@ the exact Bayes-optimal in-context predictor (:mod:`iclab.worlds.ginc_oracle`) i
 and s_0 from the examples.
 
 Xie, Raghunathan, Liang and Ma, "An Explanation of In-context Learning as Implicit
-Bayesian Inference", ICLR 2022 (arXiv 2111.02080), Sec. 4 and App. F; the GINC generator
+Bayesian Inference", ICLR 2022 (arXiv 2111.02080), Sec. 4; the GINC generator
 ``p-lambda/incontext-learning`` (``generate_data.py``); spec ``mechanisms.md``,
 bayesian-icl.
 
@@ -53,9 +53,10 @@ Where iclab differs from the generator, and why:
 - Two knobs, off by default, make the world meet the paper's assumptions on the prompt
   distribution, which GINC's generator does not: ``transition_floor`` (every transition
   possible) and ``delimiter_transitions="shared"`` (delimiter moves independent of the
-  concept). With GINC's settings most prompts have probability 0 under every pretraining
-  concept (examples start at a random entity, and S_θ[p, 0] S_θ[0, s_0] is often 0), and the
-  Bayes-optimal language model of the documents grows *less* accurate with k on prompts.
+  concept). With GINC's settings a prompt of many examples mostly has probability 0 under
+  every pretraining concept (examples start at a random entity, and S_θ[p, 0] S_θ[0, s_0] is
+  often 0: 90% of the prompts at k = 32, l = 3 in the default world), and the Bayes-optimal
+  language model of the documents grows *less* accurate with k on prompts.
 - Out-of-distribution prompts are examples of unseen concepts, drawn and labelled the way
   in-distribution ones are; the generator's ``OOD_sample`` prompts instead have random
   property sequences. Prompts also come with the delimiters removed or shuffled (format
