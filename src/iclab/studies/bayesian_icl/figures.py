@@ -10,6 +10,7 @@ from iclab.figures import plt
 #: line style of each predictor in the accuracy-vs-k panels
 STYLES = {
     "model": dict(ls="-", marker="o", color="#1f77b4"),
+    "transformer": dict(ls="-", marker="o", color="#1f77b4"),
     "LSTM": dict(ls="-", marker="s", color="#ff7f0e"),
     "untrained": dict(ls=":", marker=".", color="#7f7f7f"),
     "Bayes-optimal": dict(ls="--", marker=None, color="black"),

@@ -60,7 +60,7 @@ def report(cfg: BayesianICLConfig, run: Run) -> Report:
 
     panels = {}
     for l in res.lengths:
-        lines = {"model": res.curve("accuracy", "id", l)}
+        lines = {MODEL if res.trained else "model": res.curve("accuracy", "id", l)}
         if lstm is not None:
             lines["LSTM"] = lstm.curve("accuracy", "id", l)
         if res.trained:
