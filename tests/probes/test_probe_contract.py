@@ -24,6 +24,7 @@ from iclab.probes import make_probe, probe_class, probe_names
 from iclab.probes.decodability import LabelledInputs
 from iclab.probes.graph_tracing import GraphWalks
 from iclab.probes.task_vectors import PatchingPrompts, task_vectors
+from iclab.worlds.ginc import GINCWorld
 from iclab.worlds.graph import GraphWorld
 from iclab.worlds.icg import ICGWorld
 
@@ -58,6 +59,12 @@ def _ictr(family, text):
     return probe, tiny(family, world.vocab_size), probe.prompts(world, np.random.default_rng(0))
 
 
+def _ginc(family, text):
+    world = GINCWorld(n_symbols=12, n_entities=3, n_properties=4, n_concepts=4, n_pretrain_concepts=2)
+    probe = make_probe("ginc", shots=[0, 2], lengths=[3], n_prompts=6, batch_size=4)
+    return probe, tiny(family, world.vocab_size), probe.prompts(world, np.random.default_rng(0))
+
+
 def _graph(family, text):
     world = GraphWorld(walk_length=24, vocab=24, seed=1)
     walks = GraphWalks(world.prompts(np.random.default_rng(0), 3), world.graph)
@@ -86,7 +93,7 @@ def _patching(family, text):
 
 #: probe name -> (family, (tokenizer, encoded bitwise prompts)) -> (probe, model, prompts)
 EXAMPLES: dict[str, Callable] = {"induction": _induction, "icl": _icl, "ablation": _ablation, "ictr": _ictr,
-                                 "graph": _graph, "td": _td, "accuracy": _accuracy, "patching": _patching}
+                                 "ginc": _ginc, "graph": _graph, "td": _td, "accuracy": _accuracy, "patching": _patching}
 
 
 def test_every_registered_probe_has_an_example():

@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from iclab.errors import ModelLoadError
+from iclab.models import lstm  # noqa: F401  (registers the iclab-lstm config with the Auto classes)
 
 
 def _looks_like_path(name: str) -> bool:

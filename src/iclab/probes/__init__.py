@@ -13,6 +13,7 @@ from iclab.errors import UnknownNameError
 from iclab.probes.ablation import HeadAblation
 from iclab.probes.base import Probe
 from iclab.probes.decodability import TaskDecodability
+from iclab.probes.ginc_accuracy import GINCAccuracy
 from iclab.probes.graph_tracing import GraphTracing
 from iclab.probes.icl_score import ICLScore
 from iclab.probes.ictr import ICTR
@@ -22,6 +23,7 @@ from iclab.probes.task_vectors import TaskVectorPatching
 
 _REGISTRY: dict[str, type[Probe]] = {p.name: p for p in [
     InductionScores, ICLScore, HeadAblation, ICTR, GraphTracing, TaskDecodability, TaskAccuracy, TaskVectorPatching,
+    GINCAccuracy,
 ]}
 
 
