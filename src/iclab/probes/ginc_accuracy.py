@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from iclab.errors import InputError
+from iclab.limits import MAX_BATCH, MAX_LIST, MAX_PROMPTS, MAX_SEQ
 from iclab.probes.base import Probe, as_tokens, batched
 from iclab.probes.ictr_sampling import vocab_size_of
 from iclab.probes.result import ProbeResult
@@ -121,11 +122,13 @@ class GINCAccuracy(Probe):
 
     name: ClassVar[str] = "ginc"
 
-    shots: list[int] = Field(default_factory=lambda: [0, 1, 2, 4, 8, 16, 32, 64], min_length=1)
-    lengths: list[int] = Field(default_factory=lambda: [3, 5, 8, 10], min_length=1)
+    shots: list[Annotated[int, Field(ge=0, le=MAX_SEQ)]] = Field(default_factory=lambda: [0, 1, 2, 4, 8, 16, 32, 64],
+                                                                 min_length=1, max_length=MAX_LIST)
+    lengths: list[Annotated[int, Field(ge=1, le=MAX_SEQ)]] = Field(default_factory=lambda: [3, 5, 8, 10], min_length=1,
+                                                                   max_length=MAX_LIST)
     variants: list[Variant] = Field(default_factory=lambda: list(VARIANTS), min_length=1)
-    n_prompts: int = Field(256, ge=1)
-    batch_size: int = Field(64, ge=1)
+    n_prompts: int = Field(256, ge=1, le=MAX_PROMPTS)
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH)
 
     @field_validator("shots")
     @classmethod

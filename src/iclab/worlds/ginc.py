@@ -79,6 +79,7 @@ import numpy as np
 from pydantic import Field, PrivateAttr
 
 from iclab.errors import InputError
+from iclab.limits import MAX_ITEMS, MAX_SEED, MAX_SEQ
 from iclab.worlds import ginc_oracle
 from iclab.worlds.base import TokenBatch, World
 
@@ -145,18 +146,18 @@ class GINCWorld(World):
     name: ClassVar[str] = "ginc"
 
     n_symbols: int = Field(50, ge=3, le=100_000)
-    n_entities: int = Field(10, ge=1)
-    n_properties: int = Field(10, ge=2)
-    n_concepts: int = Field(10, ge=1)
-    n_pretrain_concepts: int = Field(5, ge=1)
-    transition_temp: float = Field(0.1, gt=0.0)
-    start_temp: float = Field(10.0, gt=0.0)
+    n_entities: int = Field(10, ge=1, le=MAX_ITEMS)
+    n_properties: int = Field(10, ge=2, le=MAX_ITEMS)
+    n_concepts: int = Field(10, ge=1, le=MAX_ITEMS)
+    n_pretrain_concepts: int = Field(5, ge=1, le=MAX_ITEMS)
+    transition_temp: float = Field(0.1, gt=0.0, le=1e6)
+    start_temp: float = Field(10.0, gt=0.0, le=1e6)
     entity_stickiness: float = Field(0.9, ge=0.0, le=1.0)
     transition_floor: float = Field(0.0, ge=0.0, le=1.0)
     delimiter_transitions: Literal["concept", "shared"] = "concept"
     emission_noise: float = Field(0.0, ge=0.0, lt=1.0)
-    doc_len: int = Field(1024, ge=2)
-    seed: int = Field(0, ge=0)
+    doc_len: int = Field(1024, ge=2, le=MAX_SEQ)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
     _table: np.ndarray = PrivateAttr()
     _V: np.ndarray = PrivateAttr()
@@ -285,7 +286,7 @@ class GINCWorld(World):
 
     def sample(self, rng: np.random.Generator, n: int) -> TokenBatch:
         """``n`` pretraining documents of ``doc_len`` tokens, one pretraining concept each."""
-        E, P = self.n_entities, self.n_properties
+        P = self.n_properties
         concept = rng.integers(0, self.n_pretrain_concepts, size=n)  # (batch,)
         first = _draw(rng.random(n), self._cdf_pi[concept])  # (batch,) state index
         entity, prop = self._run(rng, concept, first // P, first % P, self.doc_len)  # (batch, doc_len) each

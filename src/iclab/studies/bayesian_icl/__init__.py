@@ -20,7 +20,7 @@ embedding, stacked LSTM layers and a linear read-out, :mod:`iclab.models.lstm`, 
 the same documents in the same order, measured by the same probe; no dropout, GINC's had
 0.2); the ``cpu`` preset shrinks the world and, to satisfy the paper's assumptions on the
 prompt distribution, gives the chains a floor and makes delimiter transitions shared by all
-concepts (see ``configs/bayesian-icl/cpu.yaml`` and the world's docstring).
+concepts (see ``iclab/configs/bayesian-icl/cpu.yaml`` and the world's docstring).
 
 Files: ``config.py`` (what can be set), ``measure.py`` (training and probe rows into the
 run), ``report.py`` (figures, tables and the summary from the stored rows), ``figures.py``.

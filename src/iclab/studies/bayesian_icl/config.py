@@ -1,10 +1,13 @@
-"""Config of the bayesian-icl study (presets in ``configs/bayesian-icl/``)."""
+"""Config of the bayesian-icl study (presets in ``iclab/configs/bayesian-icl/``)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
-from iclab.config import Frozen, TrainConfig
+from iclab.config import Frozen, LogConfig, TrainConfig
+from iclab.limits import MAX_BATCH, MAX_LIST, MAX_PROMPTS, MAX_SEED, MAX_SEQ, MAX_WIDTH
 from iclab.models.build import ModelSpec
 from iclab.models.lstm import LSTMSpec
 from iclab.probes.ginc_accuracy import VARIANTS, GINCAccuracy, Variant
@@ -32,12 +35,14 @@ class ProbeSettings(Frozen):
     batch_size : int, default 64
     """
 
-    shots: list[int] = Field(default_factory=lambda: [0, 1, 2, 4, 8, 16, 32, 64], min_length=1)
-    lengths: list[int] = Field(default_factory=lambda: [3, 5, 8, 10], min_length=1)
+    shots: list[Annotated[int, Field(ge=0, le=MAX_SEQ)]] = Field(default_factory=lambda: [0, 1, 2, 4, 8, 16, 32, 64],
+                                                                 min_length=1, max_length=MAX_LIST)
+    lengths: list[Annotated[int, Field(ge=1, le=MAX_SEQ)]] = Field(default_factory=lambda: [3, 5, 8, 10], min_length=1,
+                                                                   max_length=MAX_LIST)
     variants: list[Variant] = Field(default_factory=lambda: list(VARIANTS), min_length=1)
-    n_prompts: int = Field(256, ge=1)
-    curve_shots: list[int] | None = Field(None, min_length=1)
-    batch_size: int = Field(64, ge=1)
+    n_prompts: int = Field(256, ge=1, le=MAX_PROMPTS)
+    curve_shots: list[Annotated[int, Field(ge=0, le=MAX_SEQ)]] | None = Field(None, min_length=1, max_length=MAX_LIST)
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH)
 
     @model_validator(mode="after")
     def _check(self):
@@ -75,7 +80,7 @@ class LSTMBaseline(Frozen):
     """
 
     n_layers: int = Field(1, ge=1, le=16)
-    d_model: int = Field(128, ge=2)
+    d_model: int = Field(128, ge=2, le=MAX_WIDTH)
     lr: float | None = Field(None, gt=0, le=1)
 
     def spec(self) -> LSTMSpec:
@@ -91,10 +96,11 @@ class BayesianICLConfig(Frozen):
     baseline (None: none).
     """
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     world: GINCWorld = GINCWorld()
     model: ModelSpec = ModelSpec(family="gpt2", n_layers=4, d_model=768, n_heads=12, max_len=1024)
     train: TrainConfig = TrainConfig()
+    log: LogConfig = LogConfig()
     probe: ProbeSettings = ProbeSettings()
     lstm: LSTMBaseline | None = None
 

@@ -5,12 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from iclab.models.build import build_model, n_params
-from iclab.models.load import load_model
+from iclab.models.load import load_model, save_trained
 from iclab.models.lstm import build_lstm
 from iclab.rows import Rows
 from iclab.runs.run import Run
 from iclab.studies.bayesian_icl.config import LSTM, MODEL, BayesianICLConfig
 from iclab.train.loop import train
+
+def describe(rows: Rows) -> str:
+    """What a probe step found: mean accuracy over the measured cells at the smallest and largest k."""
+    acc = rows.where(metric="accuracy")
+    shots = sorted(set(acc.unique("pos")))
+    return (f"mean accuracy {acc.where(pos=shots[0]).values().mean():.2f} at k = {shots[0]}, "
+            f"{acc.where(pos=shots[-1]).values().mean():.2f} at k = {shots[-1]}")
+
 
 def measure(cfg: BayesianICLConfig, run: Run, model_name: str | None = None) -> None:
     """Train a causal LM on the world's pretraining documents (and the LSTM baseline, if set), or
@@ -36,8 +44,8 @@ def measure(cfg: BayesianICLConfig, run: Run, model_name: str | None = None) -> 
             return p(m, prompts).tagged(step=step, model=name).rows
 
         result = train(model, world, train_cfg, data_seed=cfg.seed, ckpt_dir=run.ckpt_dir(name), probe=measure_at,
-                       label=name)
-        model.save_pretrained(run.path / "models" / name)
+                       label=name, describe=describe, log=cfg.log, run_dir=run.path)
+        save_trained(model, run.path / "models" / name, world.doc_len)
         run.save_arrays("model" if name == MODEL else name, n_params=n_params(model), final_step=result.step)
         rows += result.rows
     run.save_rows(rows)

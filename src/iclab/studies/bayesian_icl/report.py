@@ -9,6 +9,7 @@ from iclab.rows import Rows
 from iclab.runs.report import Figure, Report, Section, Table
 from iclab.runs.run import Run
 from iclab.studies.bayesian_icl import figures as figs
+from iclab.studies.common import training_section
 from iclab.studies.bayesian_icl.config import LSTM, MODEL, BayesianICLConfig
 
 #: the finding's margin: at the largest k the model should be within this of the Bayes-optimal predictor
@@ -122,6 +123,7 @@ def report(cfg: BayesianICLConfig, run: Run) -> Report:
                                                                 "largest k (dotted: k = 0) and the training loss "
                                                                 "against the step.")]))
 
+    figures += filter(None, [training_section(run, run.load_rows())])
     figures.append(Section("World and definitions", world_text(cfg)))
     title = "In-context learning as implicit Bayesian inference on the GINC world"
     return Report(title=title if res.trained else f"{title}: {loaded}", summary=summary(cfg, run, res, lstm),
