@@ -105,4 +105,5 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
     if tokenizer == "required" and tok is None:
         raise ModelLoadError(f"model {name_or_path!r} has no tokenizer, and this study writes its prompts as text; "
                              f"save one beside the model with save_pretrained")
+    model.iclab_tokenizer = tok  # capture and patch tokenise text with it
     return model, tok
