@@ -30,7 +30,11 @@ class Family:
     whose input is ``mlp.hook_post``) are relative to the MLP; ``pos_embed`` (a learned
     position embedding) is relative to the model. A role the model lacks (positions in a
     rotary family, ``act`` in a mixture of experts) is None or simply not found, and its
-    names are left out of :func:`iclab.models.hooks.model_names`. ``guessed`` marks a row
+    names are left out of :func:`iclab.models.hooks.model_names`. ``attn_out_norm`` and
+    ``mlp_out_norm`` (relative to a layer) are the norms some families (Gemma 2/3) apply to
+    the attention and MLP outputs before adding them to the residual: ``attn_out`` and
+    ``mlp_out`` are then read at these norms' outputs, so that they are what the block adds
+    (TransformerLens's meaning). ``guessed`` marks a row
     made by :func:`guess_family`; models loaded through one are checked at load
     (:mod:`iclab.models.identities`).
     """
@@ -47,14 +51,17 @@ class Family:
     act: str | None = "act_fn"
     down: str | None = "down_proj"
     pos_embed: str | None = None
+    attn_out_norm: str | None = None
+    mlp_out_norm: str | None = None
     guessed: bool = False  # found by guess_family, not read from FAMILIES
 
 
 _LLAMA_LIKE = Family("model.layers", "model.embed_tokens", "model.norm",
                      "self_attn", "mlp", "o_proj", "post_attention_layernorm")
-# Gemma 2/3 normalise the attention output before adding it; the pre-MLP norm sees resid_mid.
+# Gemma 2/3 normalise the attention and MLP outputs before adding them; the pre-MLP norm sees resid_mid.
 _GEMMA2_LIKE = Family("model.layers", "model.embed_tokens", "model.norm",
-                      "self_attn", "mlp", "o_proj", "pre_feedforward_layernorm")
+                      "self_attn", "mlp", "o_proj", "pre_feedforward_layernorm",
+                      attn_out_norm="post_attention_layernorm", mlp_out_norm="post_feedforward_layernorm")
 
 FAMILIES: dict[str, Family] = {
     "gpt2": Family("transformer.h", "transformer.wte", "transformer.ln_f", "attn", "mlp", "c_proj", "ln_2",

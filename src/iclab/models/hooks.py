@@ -93,6 +93,14 @@ class Anatomy:
     def down(self, layer: int) -> nn.Module | None:
         return _optional(self.mlp(layer), self.family.down)
 
+    def attn_out_module(self, layer: int) -> nn.Module:
+        """The module whose output is ``attn_out``: the attention, or the norm after it."""
+        return _optional(self.layers[layer], self.family.attn_out_norm) or self.attn(layer)
+
+    def mlp_out_module(self, layer: int) -> nn.Module:
+        """The module whose output is ``mlp_out``: the MLP, or the norm after it."""
+        return _optional(self.layers[layer], self.family.mlp_out_norm) or self.mlp(layer)
+
 
 def anatomy(model: nn.Module) -> Anatomy:
     """Resolve (and cache on the model) the modules that activation names point to."""
@@ -383,9 +391,9 @@ def _attach(model: nn.Module, name: str, fn: HookFn, writable: bool):
     if s == "resid_post":
         return a.layers[layer].register_forward_hook(on_output)
     if s == "attn_out":
-        return a.attn(layer).register_forward_hook(on_output)
+        return a.attn_out_module(layer).register_forward_hook(on_output)
     if s == "mlp_out":
-        return a.mlp(layer).register_forward_hook(on_output)
+        return a.mlp_out_module(layer).register_forward_hook(on_output)
     if s in ATTENTION_SITES:
         return _AttentionHook(a.attn(layer), s, fn)
     if s == "resid_pre":

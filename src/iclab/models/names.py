@@ -34,6 +34,8 @@ What each name holds, and where it differs from TransformerLens:
 - ``resid_post`` is the layer's output, before the final norm (HF's ``hidden_states[-1]``
   is after it). ``resid_mid`` is the residual between attention and MLP; parallel-attention
   families (GPT-NeoX) have none.
+- ``attn_out`` and ``mlp_out`` are what the block adds to the residual stream: in Gemma 2/3,
+  after the norms these families apply to the attention and MLP outputs.
 - ``attn.hook_q``, ``hook_k``, ``hook_v`` are what the attention function receives: after
   the projections, any per-head norm (Qwen3's ``q_norm``) and the **rotary embedding**.
   On GPT-2 these are TransformerLens's ``hook_q``/``hook_k``/``hook_v``; on rotary models
@@ -45,8 +47,9 @@ What each name holds, and where it differs from TransformerLens:
   attention sinks). Writing it recomputes the heads' output as ``pattern @ v``.
 - ``attn.hook_z`` is each head's ``pattern @ v``, the input of the output projection.
 - ``attn.hook_result`` is each head's write to the residual stream, ``z[h] @ W_O[h]``:
-  the heads' results sum to ``attn_out`` minus the output projection's bias (``b_O``,
-  which belongs to no head). Writing it sets ``attn_out = sum_h result[h] + b_O``.
+  the heads' results sum to the attention output minus the output projection's bias
+  (``b_O``, which belongs to no head), which is ``attn_out`` except in Gemma 2/3 (where a
+  norm follows). Writing it sets the attention output to ``sum_h result[h] + b_O``.
 - ``mlp.hook_pre`` is the input of the MLP's activation function (the gate's
   pre-activation in gated MLPs, TransformerLens's ``hook_pre``), ``mlp.hook_post`` the
   input of its output projection (activation times the up projection in gated MLPs).
