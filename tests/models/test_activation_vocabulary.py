@@ -91,11 +91,9 @@ def test_head_results_sum_to_attn_out_minus_the_bias(tiny_lm, token_ids):
         # one head's result is the output projection with only that head's columns of W_O
         z = c[act_name("z", layer)]
         for head in (0, 3):
-            cols = slice(head * tiny_lm.d_head, (head + 1) * tiny_lm.d_head)
-            w = tiny_lm.o_weight_cols(m, layer, head).detach()
+            w = tiny_lm.o_weight_cols(m, layer, head).detach()  # gpt2: (d_head, d_model); others (d_model, d_head)
             want = z[:, :, head] @ (w if tiny_lm.family == "gpt2" else w.t())  # (batch, pos, d_model)
             torch.testing.assert_close(result[:, :, head], want, atol=ATOL, rtol=0)
-            assert cols.stop <= tiny_lm.d_model
     if tiny_lm.family == "gpt2":
         assert bias.abs().min() > 0  # the fixture perturbs biases: forgetting b_O would show
 
@@ -124,7 +122,8 @@ def test_writing_head_results_sets_attn_out(tiny_lm, token_ids):
     kept = c[name].clone()
     kept[:, :, 2] = 0.0  # remove head 2's write
     via_result = patch(m, token_ids, {name: Replace(kept)})
-    via_attn_out = patch(m, token_ids, {act_name("attn_out", 1): Replace(c[act_name("attn_out", 1)] - c[name][:, :, 2])})
+    without_head = c[act_name("attn_out", 1)] - c[name][:, :, 2]
+    via_attn_out = patch(m, token_ids, {act_name("attn_out", 1): Replace(without_head)})
     torch.testing.assert_close(via_result, via_attn_out, atol=ATOL, rtol=0)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from helpers import copy_head_model, copy_task
 from iclab.errors import InputError

@@ -82,3 +82,22 @@ def test_prompt_sets_are_validated():
         FunctionVectorPrompts(ids, ids, [1, 2], ids, [1, 2, 3])
     with pytest.raises(InputError, match="read positions"):
         FunctionVectorPrompts(ids, ids, [1, 2, 3], ids, [1, 2, 3], clean_pos=[9, 9, 9])
+
+
+def test_task_prompts_shuffle_the_demonstrations_labels(char_lm, char_tokenizer):
+    from iclab.probes.function_vectors import task_prompts
+    from iclab.tasks import get_task
+
+    prompts = task_prompts(char_tokenizer, get_task("bitwise-xor"), np.random.default_rng(0), n=4, k=3)
+    space = char_tokenizer(" ", add_special_tokens=False)["input_ids"][0]
+    assert (prompts.shuffled_answer == space).all() and (prompts.zero_shot_answer == space).all()
+    text = char_tokenizer.decode(prompts.shuffled[0, : int(prompts.shuffled_pos[0]) + 1].tolist())
+    lines = text.split("\n")
+    assert len(lines) == 4 and lines[-1].endswith("->")  # 3 demonstrations, then the query
+    xor = [format(int(a, 2) ^ int(b, 2), f"0{len(a)}b") for a, b in (ln.split(" -> ")[0].split() for ln in lines[:3])]
+    outs = [ln.split(" -> ")[1] for ln in lines[:3]]
+    assert sorted(outs) == sorted(xor)  # the demonstrations' outputs, permuted among them
+    zero = char_tokenizer.decode(prompts.zero_shot[0, : int(prompts.zero_shot_pos[0]) + 1].tolist())
+    assert "\n" not in zero and zero.endswith("->")
+    res = FunctionVectors(n_top_heads=2, batch_size=4)(char_lm, prompts)
+    assert res.arrays["aie"].shape == (2, 4) and res.arrays["function_vector"].shape == (32,)

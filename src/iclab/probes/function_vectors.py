@@ -28,6 +28,7 @@ Rows (``probe="function_vectors"``): ``aie`` (layer, head); with ``layer`` = the
 vector is added at, ``zero_shot_prob`` / ``zero_shot_top1`` (``label="clean"``, no vector,
 and ``label="fv"``, with it) and ``shuffled_prob`` / ``shuffled_top1`` (same labels).
 Arrays: ``aie`` (layer, head), ``function_vector`` (d_model,), ``top_heads`` (k, 2).
+:func:`task_prompts` builds the three prompt sets from a natural task and a tokenizer.
 
 Example::
 
@@ -109,6 +110,38 @@ class FunctionVectorPrompts:
             if ans.shape != (ids.shape[0],):
                 raise InputError(f"{name} needs one token per prompt ({ids.shape[0]}), got {ans.numel()}")
             object.__setattr__(self, name, ans)
+
+
+def task_prompts(tokenizer, task, rng: np.random.Generator, n: int, k: int = 10) -> FunctionVectorPrompts:
+    """The three prompt sets of a natural task (:mod:`iclab.tasks`), tokenised with ``tokenizer``.
+
+    ``n`` clean k-shot prompts; ``n`` k-shot prompts whose demonstrations' outputs are
+    permuted among themselves (the paper's shuffled labels; the query's answer is unchanged);
+    ``n`` zero-shot prompts (the query and its arrow alone). The answer token is the first
+    token of the continuation, ``" " + answer``. Prompts are right-padded; each set reads
+    at its own prompts' last token.
+    """
+    from iclab.probes.task_text import encode_prompts
+    from iclab.tasks.prompts import Prompt, build_prompts, format_prompt
+
+    def shuffled(p: Prompt) -> Prompt:
+        outs = [d.output for d in p.demonstrations]
+        order = rng.permutation(len(outs))
+        demos = tuple(type(d)(d.input, outs[i]) for d, i in zip(p.demonstrations, order))
+        text, arrows = format_prompt(demos, p.query)
+        return Prompt(text, p.answer, p.task, demos, p.query, arrows)
+
+    def first_token(answer: str) -> int:
+        return int(tokenizer(" " + answer, add_special_tokens=False)["input_ids"][0])
+
+    sets = {"clean": build_prompts(task, rng, n, k), "shuffled": [shuffled(p) for p in build_prompts(task, rng, n, k)],
+            "zero_shot": build_prompts(task, rng, n, 0)}
+    enc = {name: encode_prompts(tokenizer, ps) for name, ps in sets.items()}
+    return FunctionVectorPrompts(
+        enc["clean"].ids, enc["shuffled"].ids, [first_token(a) for a in enc["shuffled"].answers],
+        enc["zero_shot"].ids, [first_token(a) for a in enc["zero_shot"].answers],
+        clean_pos=enc["clean"].query_positions, shuffled_pos=enc["shuffled"].query_positions,
+        zero_shot_pos=enc["zero_shot"].query_positions)
 
 
 @torch.no_grad()

@@ -98,7 +98,8 @@ class LogitLens(Probe):
                 top[l, sl] = logits.argmax(-1).cpu().numpy()
                 if prompts.baseline is not None:
                     base = prompts.baseline[sl].to(dev)
-                    diff[l, sl] = (logits.gather(1, answer[:, None]) - logits.gather(1, base[:, None]))[:, 0].cpu().numpy()
+                    gap = logits.gather(1, answer[:, None]) - logits.gather(1, base[:, None])  # (chunk, 1)
+                    diff[l, sl] = gap[:, 0].cpu().numpy()
         answers = prompts.answer.numpy()
         rows_out = []
         for l in range(L):
