@@ -26,11 +26,12 @@ Files: ``config.py`` (what can be set), ``measure.py`` (training and probe rows 
 run), ``report.py`` (figures, tables and the summary from the stored rows), ``figures.py``.
 """
 
-from iclab.studies.bayesian_icl.config import BayesianICLConfig, LSTMBaseline, ProbeSettings
+from iclab.studies.bayesian_icl.config import BayesianICLConfig, LSTMBaseline, ProbeSettings, footprint
 from iclab.studies.bayesian_icl.measure import measure
 from iclab.studies.bayesian_icl.report import report
 from iclab.studies.study import Study
 
-STUDY = Study("bayesian-icl", config=BayesianICLConfig, measure=measure, report=report)
+STUDY = Study("bayesian-icl", config=BayesianICLConfig, measure=measure, report=report,
+              footprint=footprint)
 
 __all__ = ["STUDY", "BayesianICLConfig", "LSTMBaseline", "ProbeSettings"]

@@ -10,6 +10,7 @@ from iclab.config import Frozen, LogConfig, TrainConfig
 from iclab.limits import MAX_BATCH, MAX_LIST, MAX_PROMPTS, MAX_SEED, MAX_SEQ, MAX_WIDTH
 from iclab.models.build import ModelSpec
 from iclab.models.lstm import LSTMSpec
+from iclab.models.memory import Footprint, pretrained_footprint, run_device, training_footprint
 from iclab.probes.ginc_accuracy import VARIANTS, GINCAccuracy, Variant
 from iclab.worlds.ginc import GINCWorld
 
@@ -120,3 +121,15 @@ class BayesianICLConfig(Frozen):
                              f"(world.n_pretrain_concepts = world.n_concepts = {self.world.n_concepts}); lower "
                              "world.n_pretrain_concepts or drop the variant")
         return self
+
+
+def footprint(cfg: BayesianICLConfig, model_name: str | None = None) -> Footprint | None:
+    """Memory of the transformer's training step and its probes (see :mod:`iclab.models.memory`);
+    the LSTM baseline trains after the transformer, not beside it, and is not counted."""
+    device = run_device(cfg.train.device)
+    if model_name:
+        return pretrained_footprint(model_name, device)
+    return training_footprint(cfg.model, cfg.world.vocab_size, cfg.world.doc_len, cfg.train.batch_size,
+                              probe_batch=cfg.probe.batch_size, probe_seq=cfg.probe.probe().max_prompt_len(),
+                              device=device, precision=cfg.train.precision,
+                              knobs=("train.batch_size", "world.doc_len", "model.d_model", "probe.batch_size"))
