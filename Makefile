@@ -4,14 +4,14 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST  := $(VENV)/bin/pytest
 
-.PHONY: venv demo test science browser bench clean
+.PHONY: venv demo test science seeds browser bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# exact pin first: it takes the CPU build from this machine's disk (a looser one pulls CUDA)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,bench]"
+	$(PY) -m pip install -q -e ".[dev,bench,tensorboard]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -26,14 +26,22 @@ demo: venv
 	$(VENV)/bin/iclab run induction-heads --preset cpu
 
 test: venv browser
-	$(PYTEST) -q
+	$(PYTEST) -q --durations=15
 
 # Science checks that train models for minutes (run by CI after `make test`).
 science: venv
-	$(PYTEST) -q -m slow
+	$(PYTEST) -q -m slow --durations=15
+
+# Every science check at seeds 0, 1 and 2 (not in CI: about three times `make science`);
+# writes docs/seeds.md, the table the README quotes.
+seeds: venv
+	mkdir -p seeds
+	for s in 0 1 2; do ICLAB_SCIENCE_SEED=$$s $(PYTEST) -q -m slow tests/science --junitxml=seeds/seed-$$s.xml || true; done
+	$(PY) scripts/seeds_table.py seeds > docs/seeds.md
+	cat docs/seeds.md
 
 bench: venv
 	$(PY) benchmarks/bench_trainer.py
 
 clean:
-	rm -rf $(VENV) runs bench_out
+	rm -rf $(VENV) runs bench_out seeds

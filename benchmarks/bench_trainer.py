@@ -7,7 +7,7 @@ fraction of this machine's fp32 matmul peak measured in the same run.
                        the second term is the attention scores and their weighted sum)
     fraction        = tokens/s * FLOPs per token / peak FLOP/s
 
-The model is the one of ``configs/induction-heads/<preset>.yaml`` at its largest depth
+The model is the one of ``src/iclab/configs/induction-heads/<preset>.yaml`` at its largest depth
 (2-layer attention-only llama, d_model 128, 4 heads, vocabulary 64, seq 32, batch 32), built
 from the same seed for every run. Every run sees the same batches: the batch of step ``s`` is
 ``batch_at(world, seed, s, B)``, which ``iclab.train.loop.train`` draws itself and which the

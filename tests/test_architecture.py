@@ -10,18 +10,18 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "iclab"
 
 #: package (or top-level module) -> the iclab packages it may import, besides itself
 ALLOWED: dict[str, set[str]] = {
-    "errors": set(), "atomic": set(), "rows": set(), "progress": set(), "figures": set(),
-    "config": {"errors"},
-    "worlds": {"errors"},
+    "errors": set(), "atomic": set(), "rows": set(), "progress": set(), "figures": set(), "limits": set(),
+    "config": {"errors", "limits"},
+    "worlds": {"errors", "limits"},
     "metrics": {"errors"},
     "tasks": {"errors"},
-    "baselines": {"errors", "worlds"},
-    "models": {"errors"},
+    "baselines": {"errors", "limits", "worlds"},
+    "models": {"errors", "limits"},
     "runs": {"errors", "atomic", "rows"},
-    "probes": {"errors", "rows", "models", "worlds", "metrics", "tasks"},
-    "train": {"errors", "rows", "config", "progress", "models", "worlds"},
-    "studies": {"errors", "atomic", "rows", "config", "progress", "figures", "runs", "models", "worlds", "metrics",
-                "tasks", "baselines", "probes", "train"},
+    "probes": {"errors", "limits", "rows", "models", "worlds", "metrics", "tasks"},
+    "train": {"errors", "limits", "rows", "config", "progress", "models", "worlds"},
+    "studies": {"errors", "limits", "atomic", "rows", "config", "progress", "figures", "runs", "models", "worlds",
+                "metrics", "tasks", "baselines", "probes", "train"},
     "sweep": {"errors", "atomic", "rows", "config", "progress", "runs", "studies"},
 }
 FACE = {"api", "cli", "__init__", "__main__"}

@@ -3,6 +3,7 @@
 >>> import iclab
 >>> run = iclab.run("induction-heads", preset="cpu", overrides={"train.steps": 500})
 >>> iclab.results("select model, max(value) from metrics where metric = 'induction_score' group by model")
+>>> iclab.list_runs(status="failed")  # a DataFrame: study, run, status, created, preset, model, headline, path
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from iclab.config import to_yaml
 from iclab.runs.results import query
+from iclab.runs.store import list_runs as _list_runs
 from iclab.runs.run import Run
 from iclab.studies import get_study
 from iclab.studies.execute import execute, rebuild_report
@@ -24,9 +26,12 @@ def run(study: str, preset: str = "cpu", overrides: dict[str, Any] | None = None
     """Run ``study`` with ``preset`` and ``overrides`` (dotted keys); returns the finished Run.
 
     ``model`` scores a pretrained causal LM (name or path) instead of training one.
-    The run directory is ``out/<study>/<run-id>``.
+    The run directory is ``out/<study>/<run-id>``; it is made only once the config, the
+    model path and the memory estimate have passed, so a refused run leaves nothing behind.
     """
-    cfg = get_study(study).load_config(preset, overrides)
+    spec = get_study(study)
+    cfg = spec.load_config(preset, overrides)
+    spec.preflight(cfg, model)  # a missing model or a config that cannot fit: refused before anything is written
     r = Run.create(out, study, to_yaml(cfg), {"preset": preset, "model": model, "overrides": overrides or {},
                                               "pid": os.getpid()})
     return execute(r, cfg, model)
@@ -42,6 +47,15 @@ def report(path: str | Path) -> Path:
     return rebuild_report(path)
 
 
-def results(sql: str, root: str | Path = "runs") -> tuple[list[str], list[tuple]]:
-    """Run SQL over all runs under ``root`` (views ``metrics`` and ``runs``)."""
+def results(sql: str, root: str | Path = "runs"):
+    """Run SQL over all runs under ``root`` (views ``metrics`` and ``runs``); returns a pandas
+    DataFrame. A damaged file is named in a :class:`~iclab.errors.DamagedFileWarning` and
+    left out; the SQL cannot read or write files."""
     return query(sql, root)
+
+
+def list_runs(root: str | Path = "runs", study: str | None = None, status: str | None = None):
+    """The runs under ``root`` (newest first) as a pandas DataFrame: study, run, status,
+    created, preset, model, headline (see :func:`iclab.runs.store.headline`) and path; what
+    ``iclab runs`` prints. (``iclab.runs`` is the package of run directories.)"""
+    return _list_runs(root, study=study, status=status)

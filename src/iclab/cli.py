@@ -1,12 +1,16 @@
-"""The command line: ``iclab list | run | resume | report | results``.
+"""The command line: ``iclab list | run | resume | report | results | runs | sweep``.
 
 User errors (a bad config key or value, an unknown study or preset, a model that does not
-load) print one line and exit with status 2, without a traceback.
+load, a damaged run file) print one line and exit with status 2, without a traceback.
+Warnings of iclab (a damaged file skipped, a checkpoint fallen back from) print one line
+each, ``warning: ...``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -14,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from iclab.errors import IclabError
+from iclab.errors import IclabError, IclabWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="iclab: a laboratory for in-context learning.")
@@ -25,6 +29,23 @@ err = Console(stderr=True)
 def _fail(e: Exception) -> None:
     err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+_show_other_warning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """iclab's own warnings as one line on stderr; others as Python shows them."""
+    if issubclass(category, IclabWarning):
+        err.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    else:
+        _show_other_warning(message, category, filename, lineno, file, line)
+
+
+@app.callback()
+def _setup() -> None:
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("always", IclabWarning)
 
 
 @app.command("list")
@@ -44,11 +65,13 @@ def run_cmd(study: str = typer.Argument(..., help="study name (see `iclab list`)
             preset: str = typer.Option("cpu", "--preset", "-p", help="preset name or a YAML file"),
             set_: Optional[list[str]] = typer.Option(None, "--set", "-s", help="override, e.g. train.steps=500"),
             model: Optional[str] = typer.Option(None, "--model", "-m", help="score a pretrained HF causal LM"),
-            out_dir: Path = typer.Option(Path("runs"), "--out", "-o", help="runs root directory")) -> None:
+            out_dir: Path = typer.Option(Path("runs"), "--out", "-o", help="runs root directory"),
+            quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or probe lines")) -> None:
     """Run a study; the report is written at the end."""
     from iclab.api import run
     from iclab.config import parse_overrides
 
+    _quiet(quiet)
     try:
         r = run(study, preset=preset, overrides=parse_overrides(set_), model=model, out=out_dir)
     except IclabError as e:
@@ -56,11 +79,18 @@ def run_cmd(study: str = typer.Argument(..., help="study name (see `iclab list`)
     out.print(f"run finished: {r.path}\nreport: {r.path / 'report.html'}")
 
 
+def _quiet(quiet: bool) -> None:
+    if quiet:
+        os.environ["ICLAB_NO_PROGRESS"] = "1"  # read by iclab.progress
+
+
 @app.command("resume")
-def resume_cmd(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
+def resume_cmd(run_dir: Path = typer.Argument(..., help="a run directory"),
+               quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or probe lines")) -> None:
     """Continue a stopped run from its last checkpoints."""
     from iclab.api import resume
 
+    _quiet(quiet)
     try:
         r = resume(run_dir)
     except IclabError as e:
@@ -80,23 +110,89 @@ def report_cmd(run_dir: Path = typer.Argument(..., help="a run directory")) -> N
     out.print(f"report: {path}")
 
 
+FORMATS = ("table", "csv", "json", "parquet")
+
+
 @app.command("results")
 def results_cmd(sql: str = typer.Argument(..., help="SQL over the views `metrics` and `runs`"),
                 root: Path = typer.Option(Path("runs"), "--root", help="runs root directory"),
-                limit: int = typer.Option(50, help="rows shown at most")) -> None:
-    """Query every run's results with SQL (DuckDB)."""
-    from iclab.api import results
+                fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet"),
+                output: Optional[Path] = typer.Option(None, "--output", "-O",
+                                                      help="write to this file (atomically) instead of stdout"),
+                limit: int = typer.Option(50, help="rows shown at most (table on the terminal)")) -> None:
+    """Query every run's results with SQL (DuckDB); the SQL reads the two views and no file."""
+    from iclab.runs.export import write_frame
+    from iclab.runs.results import query as results  # iclab.results without importing torch
 
     try:
-        cols, rows = results(sql, root)
+        if fmt not in FORMATS:
+            raise IclabError(f"--format {fmt!r}; allowed: {', '.join(FORMATS)}")
+        if fmt == "parquet" and output is None:
+            raise IclabError("--format parquet writes a binary file: give --output FILE")
+        if output is not None and output.is_dir():
+            raise IclabError(f"--output {str(output)!r} is a directory; give a file name")
+        df = results(sql, root)
+        if output is not None:
+            try:
+                write_frame(df, output, fmt)
+            except OSError as e:
+                raise IclabError(f"--output {str(output)!r} cannot be written: {e.strerror or e}") from None
+            err.print(f"{len(df)} rows written to {output}", highlight=False, soft_wrap=True)
+            return
     except IclabError as e:
         _fail(e)
-    t = Table(*cols)
-    for row in rows[:limit]:
-        t.add_row(*("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    if fmt == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+    elif fmt == "json":
+        sys.stdout.write(df.to_json(orient="records") + "\n")
+    else:
+        _print_frame(df, limit)
+
+
+def _print_frame(df, limit: int) -> None:
+    t = Table(*map(str, df.columns))
+    for row in df.head(limit).itertuples(index=False):
+        t.add_row(*(_cell(v) for v in row))
     out.print(t)
-    if len(rows) > limit:
-        out.print(f"({len(rows) - limit} more rows; raise --limit)")
+    if len(df) > limit:
+        out.print(f"({len(df) - limit} more rows; raise --limit)")
+
+
+def _cell(v) -> str:
+    import pandas as pd
+
+    if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)):
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@app.command("runs")
+def runs_cmd(root: Path = typer.Option(Path("runs"), "--root", help="runs root directory"),
+             study: Optional[str] = typer.Option(None, "--study", help="only runs of this study"),
+             status: Optional[str] = typer.Option(None, "--status", help="only runs with this status "
+                                                  "(running, done, failed, pending)")) -> None:
+    """List the runs under a root, newest first: study, status, date and a headline number."""
+    from iclab.errors import UnknownNameError
+    from iclab.runs.store import list_runs  # iclab.runs without importing torch
+    from iclab.studies import STUDIES, study_names
+
+    try:
+        if study is not None and study not in STUDIES:
+            raise UnknownNameError("study", study, study_names())
+        df = list_runs(root, study=study, status=status)
+    except IclabError as e:
+        _fail(e)
+    t = Table("study", "run", "status", "created", "preset", "headline")
+    for col in t.columns[1:4]:
+        col.no_wrap = True
+    t.columns[5].min_width = 16
+    colour = {"done": "green", "failed": "red", "running": "yellow"}
+    for r in df.itertuples(index=False):
+        st = f"[{colour[r.status]}]{r.status}[/]" if r.status in colour else str(r.status)
+        created = str(r.created or "").replace("T", " ")[:16]
+        t.add_row(r.study, r.run, st, created, str(r.preset or ""), r.headline)
+    out.print(t)
+    out.print(f"{len(df)} run(s) under {root}", highlight=False)
 
 
 from iclab.sweep.cli import sweep_cmd  # noqa: E402

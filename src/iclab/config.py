@@ -1,7 +1,8 @@
 """Study configs: YAML presets validated by pydantic, with ``--set key.sub=value`` overrides.
 
 Every study declares one frozen pydantic model (``extra="forbid"``). A preset is a YAML
-file ``configs/<study>/<preset>.yaml``; overrides are applied to the YAML's dict before
+file ``<study>/<preset>.yaml`` in the package's ``iclab/configs/`` (installed with it as
+package data; ``$ICLAB_CONFIGS`` names another folder instead); overrides are applied to the YAML's dict before
 validation, so a preset and an override are checked by the same rules, and every error
 names the key, the value and what is allowed, in one line.
 """
@@ -9,21 +10,23 @@ names the key, the value and what is allowed, in one line.
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from iclab.errors import ConfigError, UnknownNameError
+from iclab.limits import MAX_BATCH, MAX_LIST, MAX_STEPS
 
 C = TypeVar("C", bound=BaseModel)
 
 
 class Frozen(BaseModel):
-    """Base of every config section: unknown keys are refused, values cannot change."""
+    """Base of every config section: unknown keys are refused, values cannot change, floats are finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TrainConfig(Frozen):
@@ -32,23 +35,29 @@ class TrainConfig(Frozen):
     Parameters
     ----------
     steps : int, default 2000
-        Optimizer steps.
+        Optimizer steps; at most 10^8 (as are ``warmup``, ``eval_every``, ``ckpt_every``).
     batch_size : int, default 32
+        Sequences per step; at most 65,536.
     lr : float, default 1e-3
         Peak learning rate, reached after ``warmup`` steps, then cosine to ``lr * min_lr_ratio``.
     warmup : int, default 100
     min_lr_ratio : float, default 0.1
     weight_decay : float, default 0.01
-        AdamW decay, applied to matrices only (not norms, biases).
+        AdamW decay, applied to matrices only (not norms, biases); at most 10.
     betas : tuple of float, default (0.9, 0.999)
+        Each in [0, 1).
     grad_clip : float, default 1.0
-        Max global gradient norm; 0 turns clipping off.
+        Max global gradient norm; 0 turns clipping off; at most 10^6.
     eval_every : int, default 100
         Probes run at step 0 and every ``eval_every`` steps, and at the end.
     probe_at : list of int, default []
-        More steps at which probes run (e.g. a log-spaced list to resolve a fast transition).
+        More steps at which probes run (e.g. a log-spaced list to resolve a fast transition);
+        at most 10,000 of them.
     ckpt_every : int, default 500
         Steps between checkpoints (one is also written at the end).
+    log_every : int or None, default None
+        Steps between rows of the training curves (loss, lr, gradient norm, tokens per
+        second; probe ``log``); None is ``steps // 100``, so a run has at least 100 points.
     device : {"auto", "cpu", "cuda"}, default "auto"
     precision : {"auto", "fp32", "bf16"}, default "auto"
         "auto" is bf16 autocast on a GPU and fp32 on the CPU, where bf16 is many times slower.
@@ -56,26 +65,57 @@ class TrainConfig(Frozen):
         ``torch.compile`` the model (gains little on the CPU).
     """
 
-    steps: int = Field(2000, ge=1)
-    batch_size: int = Field(32, ge=1)
+    steps: int = Field(2000, ge=1, le=MAX_STEPS)
+    batch_size: int = Field(32, ge=1, le=MAX_BATCH)
     lr: float = Field(1e-3, gt=0, le=1)
-    warmup: int = Field(100, ge=0)
+    warmup: int = Field(100, ge=0, le=MAX_STEPS)
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    weight_decay: float = Field(0.01, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = Field(1.0, ge=0)
-    eval_every: int = Field(100, ge=1)
-    probe_at: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
-    ckpt_every: int = Field(500, ge=1)
+    weight_decay: float = Field(0.01, ge=0, le=10)
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    grad_clip: float = Field(1.0, ge=0, le=1e6)
+    eval_every: int = Field(100, ge=1, le=MAX_STEPS)
+    probe_at: list[Annotated[int, Field(ge=1, le=MAX_STEPS)]] = Field(default_factory=list, max_length=MAX_LIST)
+    ckpt_every: int = Field(500, ge=1, le=MAX_STEPS)
+    log_every: int | None = Field(None, ge=1, le=MAX_STEPS)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False
 
 
+class LogConfig(Frozen):
+    """Where the training curves go besides the run's own rows (which always hold them).
+
+    Parameters
+    ----------
+    tensorboard : bool, default False
+        Event files under ``<run>/tensorboard/<model>``; watch with ``tensorboard --logdir runs``.
+        Needs ``pip install 'iclab[tensorboard]'``.
+    wandb : str or None, default None
+        A Weights & Biases project. Offline (files under ``<run>/wandb``, ``wandb sync`` to upload)
+        unless ``WANDB_MODE`` says otherwise. Needs ``pip install 'iclab[wandb]'``.
+    """
+
+    tensorboard: bool = False
+    wandb: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _installed(self):
+        import importlib.util
+
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ValueError("log.tensorboard = true needs the tensorboard package: pip install 'iclab[tensorboard]'")
+        if self.wandb and importlib.util.find_spec("wandb") is None:
+            raise ValueError(f"log.wandb = {self.wandb!r} needs the wandb package: pip install 'iclab[wandb]'")
+        return self
+
+
 def configs_dir() -> Path:
-    """Where presets live: ``$ICLAB_CONFIGS``, else the repository's ``configs/``."""
+    """Where presets live: ``$ICLAB_CONFIGS``, else the package's own ``iclab/configs/``
+    (package data, so an installed iclab has its presets too)."""
     env = os.environ.get("ICLAB_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    if env:
+        return Path(env)
+    return Path(str(resources.files("iclab") / "configs"))
 
 
 def preset_names(study: str) -> list[str]:
@@ -84,7 +124,7 @@ def preset_names(study: str) -> list[str]:
 
 
 def preset_path(study: str, preset: str) -> Path:
-    """The YAML file of ``preset``: a name under ``configs/<study>/`` or a path to a file."""
+    """The YAML file of ``preset``: a name under ``<configs_dir()>/<study>/`` or a path to a file."""
     if preset.endswith((".yaml", ".yml")):
         p = Path(preset)
         if not p.is_file():
@@ -163,13 +203,19 @@ def describe_validation_error(err: ValidationError, cls: type[BaseModel], source
     lines = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        key = ".".join(str(p) for p in loc) or "(top level)"
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
         if e["type"] == "extra_forbidden":
             allowed = _fields_at(cls, loc[:-1])
             lines.append(f"unknown key {key!r}" + (f"; allowed here: {', '.join(allowed)}" if allowed else ""))
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"{key} = {e.get('input')!r}: {msg}" if loc else msg)
+            value = e.get("input")
+            if not loc:
+                lines.append(msg)
+            elif isinstance(value, dict):  # a section's own rule: its contents would bury the message
+                lines.append(f"{key}: {msg}")
+            else:
+                lines.append(f"{key} = {value!r}: {msg}")
     return f"invalid config ({source}): " + "; ".join(lines)
 
 
@@ -185,9 +231,19 @@ def load_config(cls: type[C], study: str, preset: str, overrides: dict[str, Any]
     """The validated config of ``study`` from ``preset`` with ``overrides`` applied."""
     path = preset_path(study, preset)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise ConfigError(f"preset {path} is not valid YAML: {e}") from None
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"preset {path} is not valid YAML{at}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"preset {path} cannot be read: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"preset {path} holds a {type(data).__name__}; a preset is a mapping of config keys "
+                          "(seed: 0, train: {steps: 500}, ...)")
     data = apply_overrides(data, overrides or {})
     return validate(cls, data, f"{study} preset {preset!r}" + (" with overrides" if overrides else ""))
 

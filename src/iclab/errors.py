@@ -32,3 +32,11 @@ class ModelLoadError(IclabError, OSError):
 
 class InputError(IclabError, ValueError):
     """Inputs a world or probe cannot use (prompts of the wrong shape, a label that is not one token)."""
+
+
+class IclabWarning(UserWarning):
+    """Something the user should know that does not stop the work; the CLI prints it as one line."""
+
+
+class DamagedFileWarning(IclabWarning):
+    """A file under a runs root that cannot be read (truncated, garbled) and was skipped."""

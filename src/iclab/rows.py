@@ -61,6 +61,10 @@ class Row:
 
 ROW_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Row))
 
+#: probes whose rows measure the machine, not the model (training throughput): they differ
+#: between runs that are otherwise identical, so comparisons of results leave them out.
+TIMING_PROBES = frozenset({"speed"})
+
 _ARROW_TYPES = {"str": pa.string(), "float": pa.float64(), "int | None": pa.int64(), "str | None": pa.string()}
 
 #: The schema of ``results.parquet`` (and of the ``metrics`` SQL view): ``study``, ``run``, then Row's columns.
@@ -75,6 +79,9 @@ class Rows(list):
     means "one of"); ``value`` is the one value left, and raises unless exactly one row
     matches; ``series(x)`` gives ``(x values, values)`` sorted by ``x``.
     """
+
+    def __add__(self, other) -> "Rows":
+        return Rows(list.__add__(self, list(other)))
 
     def where(self, **columns: Any) -> "Rows":
         unknown = set(columns) - set(ROW_COLUMNS)
@@ -124,6 +131,10 @@ class Rows(list):
     def tagged(self, **columns: Any) -> "Rows":
         """The same rows with ``columns`` set on each (e.g. ``step=100, model="L2"``)."""
         return Rows(replace(r, **columns) for r in self)
+
+    def without_timing(self) -> "Rows":
+        """The rows that do not measure the machine (see :data:`TIMING_PROBES`)."""
+        return Rows(r for r in self if r.probe not in TIMING_PROBES)
 
     def first(self, default: float = float("nan")) -> float:
         """The value of the first row, or ``default`` if there is none."""

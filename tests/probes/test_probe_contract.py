@@ -21,10 +21,13 @@ import torch
 from helpers import check_parameter_validation, check_probe_contract
 from iclab.models.build import ModelSpec, build_model
 from iclab.probes import make_probe, probe_class, probe_names
+from iclab.probes.contrast import contrast_prompts
 from iclab.probes.decodability import LabelledInputs
+from iclab.probes.function_vectors import FunctionVectorPrompts
 from iclab.probes.graph_tracing import GraphWalks
 from iclab.probes.linear_probe import ProbeTargets
 from iclab.probes.task_vectors import PatchingPrompts, task_vectors
+from iclab.worlds.ginc import GINCWorld
 from iclab.worlds.graph import GraphWorld
 from iclab.worlds.icg import ICGWorld
 
@@ -59,6 +62,12 @@ def _ictr(family, text):
     return probe, tiny(family, world.vocab_size), probe.prompts(world, np.random.default_rng(0))
 
 
+def _ginc(family, text):
+    world = GINCWorld(n_symbols=12, n_entities=3, n_properties=4, n_concepts=4, n_pretrain_concepts=2)
+    probe = make_probe("ginc", shots=[0, 2], lengths=[3], n_prompts=6, batch_size=4)
+    return probe, tiny(family, world.vocab_size), probe.prompts(world, np.random.default_rng(0))
+
+
 def _graph(family, text):
     world = GraphWorld(walk_length=24, vocab=24, seed=1)
     walks = GraphWalks(world.prompts(np.random.default_rng(0), 3), world.graph)
@@ -89,13 +98,45 @@ def _linear_probe(family, text):
     tokens = repeated()  # (8, 12)
     index = np.stack(np.meshgrid(np.arange(8), np.arange(12), indexing="ij"), axis=-1).reshape(-1, 2)  # (96, 2)
     targets = {"token": np.eye(40)[tokens.numpy().reshape(-1)], "position": index[:, 1]}
-    return make_probe("linear-probe", alpha=0.1, batch_size=4), tiny(family, 40), ProbeTargets(tokens, index, targets)
+    return make_probe("linear_probe", alpha=0.1, batch_size=4), tiny(family, 40), ProbeTargets(tokens, index, targets)
+
+
+def _contrast(n: int = 3):
+    clean = repeated(n=n)
+    corrupt = clean.clone()
+    corrupt[:, 5] = (corrupt[:, 5] + 1) % 40  # the token the second copy would repeat at its end
+    return contrast_prompts(clean, answer=clean[:, 6], baseline=corrupt[:, 5], corrupt=corrupt, pos=10)
+
+
+def _function_vectors(family, text):
+    r = repeated(n=8)
+    prompts = FunctionVectorPrompts(clean=r[:4], shuffled=r[4:], shuffled_answer=r[4:, 0], zero_shot=r[:3, :4],
+                                    zero_shot_answer=[1, 2, 3])
+    return make_probe("function_vectors", n_top_heads=2, batch_size=2), tiny(family, 40), prompts
+
+
+def _activation_patching(family, text):
+    return make_probe("activation_patching", head_site="result"), tiny(family, 40), _contrast()
+
+
+def _logit_lens(family, text):
+    return make_probe("logit_lens", batch_size=2), tiny(family, 40), _contrast()
+
+
+def _dla(family, text):
+    return make_probe("dla", batch_size=2), tiny(family, 40), _contrast()
+
+
+def _attention_patterns(family, text):
+    return make_probe("attention_patterns", heads=[(0, 1), (1, 3)]), tiny(family, 40), repeated(n=2)
 
 
 #: probe name -> (family, (tokenizer, encoded bitwise prompts)) -> (probe, model, prompts)
 EXAMPLES: dict[str, Callable] = {"induction": _induction, "icl": _icl, "ablation": _ablation, "ictr": _ictr,
-                                 "graph": _graph, "td": _td, "accuracy": _accuracy, "patching": _patching,
-                                 "linear-probe": _linear_probe}
+                                 "ginc": _ginc, "graph": _graph, "td": _td, "accuracy": _accuracy, "patching": _patching,
+                                 "function_vectors": _function_vectors, "activation_patching": _activation_patching,
+                                 "logit_lens": _logit_lens, "dla": _dla, "attention_patterns": _attention_patterns,
+                                 "linear_probe": _linear_probe}
 
 
 def test_every_registered_probe_has_an_example():

@@ -30,8 +30,8 @@ from iclab.studies.graph_tracing import GraphTracingConfig
 
 
 @pytest.mark.slow
-def test_cpu_preset_traces_a_new_grid(tmp_path):
-    cfg = load_config(GraphTracingConfig, "graph-tracing", "cpu")
+def test_cpu_preset_traces_a_new_grid(tmp_path, science_seed):
+    cfg = load_config(GraphTracingConfig, "graph-tracing", "cpu", {"seed": science_seed})
     run = execute(Run.create(tmp_path, "graph-tracing", to_yaml(cfg), {"preset": "cpu"}), cfg)
     rows = [r for r in run.load_rows() if r.label == cfg.graph.kind and r.step == cfg.train.steps]
     layer = cfg.probe.figure_layer

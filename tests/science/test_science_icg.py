@@ -33,8 +33,9 @@ def _ictr(path: str, topic_set: str, k: int = 5) -> dict[str, float]:
             "untrained": next(r.value for r in rows if r.step == 0)}
 
 
-def test_cpu_preset_repeats_R_topics_and_generalizes_to_U_only_at_M4(tmp_path):
-    res = run_sweep("icg-generalization", "cpu", grid={"world.r_repeat": [0.5]}, out=tmp_path)
+def test_cpu_preset_repeats_R_topics_and_generalizes_to_U_only_at_M4(tmp_path, science_seed):
+    res = run_sweep("icg-generalization", "cpu", overrides={"seed": science_seed}, grid={"world.r_repeat": [0.5]},
+                    out=tmp_path)
     assert not res.failed, [(t.name, t.error) for t in res.failed]
     by_m = {t.values["world.arity"]: t.path for t in res.trials}
     assert sorted(by_m) == [2, 4]

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory):
-    run = iclab.run("induction-heads", preset="cpu", out=tmp_path_factory.mktemp("runs"))
+def rows(tmp_path_factory, science_seed):
+    run = iclab.run("induction-heads", preset="cpu", overrides={"seed": science_seed},
+                    out=tmp_path_factory.mktemp("runs"))
     return run.load_rows()
 
 

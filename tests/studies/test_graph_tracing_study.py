@@ -50,7 +50,7 @@ def test_built_in_path_end_to_end(tmp_path):
     final = [r for r in rows if r.label == "grid"]
     assert {"accuracy", "accuracy_no_backtrack", "energy", "energy_pca", "procrustes_r2"} <= {r.metric for r in final}
     assert (run.path / "models" / "model" / "config.json").is_file()
-    assert len(list((run.path / "figures").glob("*.png"))) == 4
+    assert len(list((run.path / "figures").glob("*.png"))) == 5  # with the training curves
     assert "data:image/png;base64" in (run.path / "report.html").read_text()
     check_report_rebuilds(run.path)
 

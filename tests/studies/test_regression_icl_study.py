@@ -10,7 +10,7 @@ import iclab
 from helpers import check_report_rebuilds
 from iclab.baselines import LeastSquares
 from iclab.errors import ConfigError, ModelLoadError
-from iclab.studies.regression_icl.config import RegressionICLConfig
+from iclab.studies.regression_icl.config import RegressionICLConfig, footprint
 from iclab.studies.regression_icl.report import finding
 from iclab.studies.regression_icl.shifts import _orthogonal_queries, query_shift_errors
 from iclab.worlds.regression import LinearRegression
@@ -27,7 +27,7 @@ TINY = {"world.kind": "noisy-linear", "world.dim": 3, "world.points": 7, "world.
 def test_end_to_end_on_noisy_linear_functions(tmp_path):
     run = iclab.run("regression-icl", preset="cpu", overrides=TINY, out=tmp_path)
     rows = run.load_rows()
-    final = rows.where(probe="icl-error", label=None)
+    final = rows.where(probe="icl_error", label=None)
     assert set(final.unique("model")) == {"transformer", "zero", "least-squares", "averaging", "3-nn", "gd-100",
                                           "ridge"}
     assert set(final.unique("metric")) == {"error", "error_se", "error_lo", "error_hi"}
@@ -39,20 +39,22 @@ def test_end_to_end_on_noisy_linear_functions(tmp_path):
             assert lo <= mean <= hi
     # with no example, least squares predicts 0
     assert final.value("error", model="least-squares", pos=0) == final.value("error", model="zero", pos=0)
-    assert rows.where(probe="icl-error", label="training").unique("step") == [0, 6, 12]
+    assert rows.where(probe="icl_error", label="training").unique("step") == [0, 6, 12]
     shifts = rows.where(probe="shift")
     assert set(shifts.unique("label")) == {"scaled-x", "skewed", "orthant", "opposite-orthant", "noisy-y", "subspace"}
     assert set(shifts.where(label="subspace", metric="error").unique("pos")) == {1, 2}  # n < d = 3 only
     assert set(shifts.where(label="orthant", metric="error").unique("pos")) == set(range(1, 7))
-    probe = rows.where(probe="linear-probe")
+    probe = rows.where(probe="linear_probe")
     assert {(r.step, r.layer, r.label) for r in probe} == {
         (s, layer, f"{t}@{tok}") for s in (0, 12) for layer in (0, 1) for t in ("w_ols", "w_ridge", "w_gd", "w_avg", "w",
                                                                            "query") for tok in ("x", "y")}
     assert {p.name for p in (run.path / "figures").iterdir()} == {"error_curves.png", "training.png", "shifts.png",
-                                                                 "linear_probe.png"}
+                                                                 "linear_probe.png", "training_curves.png"}
+    assert rows.where(probe="log", metric="loss", model="transformer")  # the training curves (train.log_every)
     html = (run.path / "report.html").read_text()
     assert "At n = 2d = 6 the transformer&#x27;s error is" in html and "α = 0.25 = σ²" in html
-    assert "divided by d" in html and run.meta["status"] == "done" and run.meta["train_seconds"] > 0
+    assert "divided by d" in html and run.meta["status"] == "done"
+    assert (run.path / "models" / "transformer" / "model.safetensors").is_file()
     check_report_rebuilds(run.path)
 
 
@@ -65,9 +67,9 @@ def test_every_class_runs_with_its_baselines(kind, baselines, tmp_path):
                  "eval.baselines": None}
     run = iclab.run("regression-icl", preset="cpu", overrides=overrides, out=tmp_path)
     rows = run.load_rows()
-    models = set(rows.where(probe="icl-error", label=None).unique("model"))
+    models = set(rows.where(probe="icl_error", label=None).unique("model"))
     assert baselines <= models and {"transformer", "least-squares", "averaging", "3-nn"} <= models
-    assert bool(rows.where(probe="linear-probe")) == (kind == "sparse-linear")
+    assert bool(rows.where(probe="linear_probe")) == (kind == "sparse-linear")
     assert "Expected (Garg et al. 2022)" in (run.path / "report.html").read_text()
     check_report_rebuilds(run.path)
 
@@ -76,17 +78,20 @@ def test_a_saved_model_is_evaluated_without_training(tmp_path):
     first = iclab.run("regression-icl", preset="cpu", overrides=TINY, out=tmp_path / "a")
     model_dir = str(first.path / "models" / "transformer")
     again = iclab.run("regression-icl", preset="cpu", overrides=TINY, model=model_dir, out=tmp_path / "b")
-    a, b = (r.load_rows().where(probe="icl-error", label=None, model="transformer") for r in (first, again))
+    a, b = (r.load_rows().where(probe="icl_error", label=None, model="transformer") for r in (first, again))
     assert [r.value for r in a] == [r.value for r in b]  # same model, same prompts: the same errors
     assert not again.load_rows().where(probe="train") and f"transformer loaded from {model_dir}" in (
         again.path / "report.html").read_text()
-    with pytest.raises(ModelLoadError, match="VectorModel"):
+    weights = (first.path / "models" / "transformer" / "model.safetensors").stat().st_size
+    assert footprint(RegressionICLConfig(), model_dir).total == weights  # a saved model: its weights
+    with pytest.raises(ModelLoadError, match="VectorModel"):  # refused before a run directory is made
         iclab.run("regression-icl", preset="cpu", overrides=TINY, model=str(tmp_path), out=tmp_path / "c")
+    assert not (tmp_path / "c").exists()
 
 
 def test_same_seed_same_numbers(tmp_path):
     a, b = (iclab.run("regression-icl", preset="cpu", overrides={**TINY, "shifts.kinds": ["subspace"]},
-                      out=tmp_path / k).load_rows() for k in "ab")
+                      out=tmp_path / k).load_rows().without_timing() for k in "ab")
     assert [(r.metric, r.model, r.pos, r.layer, r.label, r.value) for r in a if r.probe != "train"] == \
            [(r.metric, r.model, r.pos, r.layer, r.label, r.value) for r in b if r.probe != "train"]
 
@@ -135,6 +140,14 @@ def test_orthant_prompts():
 
 
 # ---------------------------------------------------------------- the finding check and the config
+
+
+def test_footprint_grows_with_the_sizes():
+    cfg = RegressionICLConfig()
+    base = footprint(cfg).total
+    for key, value in (("train", {"batch_size": 4096}), ("model", {**cfg.model.model_dump(), "d_model": 1024}),
+                       ("probe", {"n_prompts": 100_000})):
+        assert footprint(RegressionICLConfig(**{key: value})).total > base, key
 
 
 def test_finding_flags_a_contradiction():

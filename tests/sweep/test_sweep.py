@@ -215,9 +215,8 @@ def test_icg_sweep_with_tiny_trials_writes_the_grid_figures(tmp_path):
     assert [s["heading"] for s in report["sections"]][:3] == ["Trials", "ICTR over the grid", "Heat map over M × r_R"]
     from iclab.api import results
 
-    cols, rows = results("select run, count(*) from metrics where probe = 'ictr' group by run order by run",
-                         tmp_path)
-    assert [r[0] for r in rows] == sorted(f"{res.path.name}/{t.name}" for t in res.trials)
+    df = results("select run, count(*) as n from metrics where probe = 'ictr' group by run order by run", tmp_path)
+    assert list(df["run"]) == sorted(f"{res.path.name}/{t.name}" for t in res.trials)
 
 
 @pytest.mark.slow

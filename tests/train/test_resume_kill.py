@@ -8,6 +8,7 @@ import time
 import pyarrow.parquet as pq
 
 from helpers import ICLAB, iclab
+from iclab.rows import TIMING_PROBES
 
 SETTINGS = ["--set", "layers=[2]", "--set", "model.d_model=32", "--set", "train.steps=400",
             "--set", "train.eval_every=50", "--set", "train.ckpt_every=25", "--set", "probe.n_prompts=16",
@@ -15,7 +16,7 @@ SETTINGS = ["--set", "layers=[2]", "--set", "model.d_model=32", "--set", "train.
 
 
 def _rows(run_dir):
-    rows = pq.read_table(run_dir / "results.parquet").to_pylist()
+    rows = [r for r in pq.read_table(run_dir / "results.parquet").to_pylist() if r["probe"] not in TIMING_PROBES]
     keys = ("probe", "metric", "layer", "head", "pos", "step", "model", "label", "value")
     return sorted((tuple(r[k] for k in keys) for r in rows), key=repr)
 

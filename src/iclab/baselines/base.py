@@ -60,7 +60,7 @@ class Baseline(BaseModel):
     has a closed form. Parameters are validated on construction, as a world's are.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: ClassVar[str] = ""
     #: True for oracles that read the truth from ``info``.

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from iclab.baselines.base import Baseline
+from iclab.limits import MAX_STEPS
 
 
 def gd_weights(train_xs: np.ndarray, train_ys: np.ndarray, steps: int, lr: float) -> np.ndarray:
@@ -46,7 +47,7 @@ class GradientDescent(Baseline):
 
     name: ClassVar[str] = "gd"
 
-    steps: int = Field(1, ge=1)
+    steps: int = Field(1, ge=1, le=MAX_STEPS)
     lr: float = Field(1.0, gt=0.0)
 
     def predict_next(self, train_xs: np.ndarray, train_ys: np.ndarray, query: np.ndarray,

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from iclab.baselines.base import Baseline
+from iclab.limits import MAX_SEQ
 
 
 class KNearestNeighbors(Baseline):
@@ -32,7 +33,7 @@ class KNearestNeighbors(Baseline):
 
     name: ClassVar[str] = "knn"
 
-    k: int = Field(3, ge=1)
+    k: int = Field(3, ge=1, le=MAX_SEQ)
     weights: Literal["uniform", "distance"] = "uniform"
 
     def predict_next(self, train_xs: np.ndarray, train_ys: np.ndarray, query: np.ndarray,

@@ -50,6 +50,7 @@ from sklearn.linear_model import LassoLars
 
 from iclab.baselines.base import Baseline, check_prompts, truth
 from iclab.errors import IclabError
+from iclab.limits import MAX_STEPS
 
 
 class LassoConvergenceError(IclabError, RuntimeError):
@@ -129,7 +130,7 @@ class Lasso(Baseline):
 
     alpha: float = Field(0.01, gt=0.0)
     tol: float = Field(1e-10, gt=0.0, lt=1.0)
-    max_iter: int = Field(1_000_000, ge=1)
+    max_iter: int = Field(1_000_000, ge=1, le=MAX_STEPS)
 
     def predict_next(self, train_xs: np.ndarray, train_ys: np.ndarray, query: np.ndarray,
                      info: Mapping[str, np.ndarray] | None) -> np.ndarray:
@@ -157,7 +158,7 @@ class OracleLasso(Baseline):
 
     alpha: float = Field(0.01, gt=0.0)
     tol: float = Field(1e-10, gt=0.0, lt=1.0)
-    max_iter: int = Field(1_000_000, ge=1)
+    max_iter: int = Field(1_000_000, ge=1, le=MAX_STEPS)
 
     def predict(self, xs: np.ndarray, ys: np.ndarray,
                 info: Mapping[str, np.ndarray] | None = None) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import Field
 
 from iclab.baselines.base import Baseline
+from iclab.limits import MAX_MLP, MAX_SEED, MAX_STEPS
 
 Params = dict[str, np.ndarray]
 
@@ -97,10 +98,10 @@ class TwoLayerNetGD(Baseline):
 
     name: ClassVar[str] = "nn-gd"
 
-    hidden: int = Field(100, ge=1)
-    steps: int = Field(100, ge=1)
+    hidden: int = Field(100, ge=1, le=MAX_MLP)
+    steps: int = Field(100, ge=1, le=MAX_STEPS)
     lr: float = Field(5e-3, gt=0.0)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
     def predict_next(self, train_xs: np.ndarray, train_ys: np.ndarray, query: np.ndarray,
                      info: Mapping[str, np.ndarray] | None) -> np.ndarray:

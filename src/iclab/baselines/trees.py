@@ -22,6 +22,7 @@ from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.tree import DecisionTreeRegressor
 
 from iclab.baselines.base import Baseline
+from iclab.limits import MAX_ITEMS
 
 
 class DecisionTreeBaseline(Baseline):
@@ -35,7 +36,7 @@ class DecisionTreeBaseline(Baseline):
 
     name: ClassVar[str] = "decision-tree"
 
-    max_depth: int | None = Field(None, ge=1)
+    max_depth: int | None = Field(None, ge=1, le=MAX_ITEMS)
 
     def predict_next(self, train_xs: np.ndarray, train_ys: np.ndarray, query: np.ndarray,
                      info: Mapping[str, np.ndarray] | None) -> np.ndarray:
@@ -59,9 +60,9 @@ class BoostedTrees(Baseline):
 
     name: ClassVar[str] = "boosted-trees"
 
-    n_estimators: int = Field(100, ge=1)
+    n_estimators: int = Field(100, ge=1, le=MAX_ITEMS)
     learning_rate: float = Field(0.1, gt=0.0)
-    max_depth: int = Field(3, ge=1)
+    max_depth: int = Field(3, ge=1, le=MAX_ITEMS)
 
     def predict_next(self, train_xs: np.ndarray, train_ys: np.ndarray, query: np.ndarray,
                      info: Mapping[str, np.ndarray] | None) -> np.ndarray:

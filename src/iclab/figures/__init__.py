@@ -30,4 +30,35 @@ def heatmap(ax, values: np.ndarray, title: str, xlabel: str = "head", ylabel: st
     return im
 
 
-__all__ = ["plt", "heatmap"]
+
+
+def short_name(name: str) -> str:
+    """A model's name for titles and legends: the last part of a path or hub name."""
+    return str(name).rstrip("/").rsplit("/", 1)[-1] or str(name)
+
+
+def model_colors(names) -> dict[str, str]:
+    """One colour per model name, the same in every panel of a report (matplotlib's cycle, in order)."""
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {n: cycle[i % len(cycle)] for i, n in enumerate(dict.fromkeys(names))}
+
+
+def training_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]):
+    """Training loss (log scale), learning rate and gradient norm against the step, one line per
+    model: ``curves[model][metric] = (steps, values)`` for metric in loss, lr, grad_norm."""
+    colors = model_colors(curves)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, metric, title in zip(axes, ("loss", "lr", "grad_norm"),
+                                 ("Training loss", "Learning rate", "Gradient norm (before clipping)")):
+        for name, c in curves.items():
+            if metric in c and len(c[metric][0]):
+                ax.plot(*c[metric], color=colors[name], lw=1.2, label=name)
+        ax.set(title=title, xlabel="training step")
+    axes[0].set_yscale("log")
+    if len(curves) > 1:
+        axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["plt", "heatmap", "model_colors", "short_name", "training_curves"]

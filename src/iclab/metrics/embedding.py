@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -20,4 +21,6 @@ def embed_2d(H: np.ndarray, method: Literal["pca", "umap"], seed: int, neighbors
         raise ValueError(f"method = {method!r}; allowed: pca, umap")
     import umap
 
-    return umap.UMAP(n_neighbors=neighbors, min_dist=min_dist, random_state=seed).fit_transform(H)
+    with warnings.catch_warnings():  # a seed makes UMAP single-threaded, as iclab wants: not news to a user
+        warnings.filterwarnings("ignore", message="n_jobs value .* overridden", category=UserWarning)
+        return umap.UMAP(n_neighbors=neighbors, min_dist=min_dist, random_state=seed).fit_transform(H)

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, PreTrainedModel)
 
+from iclab.limits import MAX_HEADS, MAX_LAYERS, MAX_MLP, MAX_SEQ, MAX_WIDTH
+
 
 class ModelSpec(BaseModel):
     """Architecture of a model trained here.
@@ -26,30 +28,32 @@ class ModelSpec(BaseModel):
     family : {"llama", "gpt2", "mistral"}, default "llama"
         HF architecture. "mistral" is llama with sliding-window attention (``window``).
     n_layers : int, default 2
+        At most 256.
     d_model : int, default 128
+        At most 65,536.
     n_heads : int, default 4
-        ``d_model`` must be divisible by it.
+        ``d_model`` must be divisible by it; at most 1,024.
     d_mlp : int or None, default None
-        MLP width; None means ``4 * d_model``. Ignored when ``attn_only``.
+        MLP width; None means ``4 * d_model``. Ignored when ``attn_only``. At most 262,144.
     attn_only : bool, default False
         No MLPs (MLP width 0), as in Olsson et al.'s attention-only models.
     window : int or None, default None
         Sliding attention window in tokens (mistral only): each token sees itself and
         the ``window - 1`` tokens before it.
     max_len : int, default 2048
-        Longest sequence (GPT-2's learned position table; RoPE's cache size).
+        Longest sequence (GPT-2's learned position table; RoPE's cache size); at most 2^20.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     family: Literal["llama", "gpt2", "mistral"] = "llama"
-    n_layers: int = Field(2, ge=1, le=256)
-    d_model: int = Field(128, ge=8)
-    n_heads: int = Field(4, ge=1)
-    d_mlp: int | None = Field(None, ge=1)
+    n_layers: int = Field(2, ge=1, le=MAX_LAYERS)
+    d_model: int = Field(128, ge=8, le=MAX_WIDTH)
+    n_heads: int = Field(4, ge=1, le=MAX_HEADS)
+    d_mlp: int | None = Field(None, ge=1, le=MAX_MLP)
     attn_only: bool = False
-    window: int | None = Field(None, ge=1)
-    max_len: int = Field(2048, ge=8)
+    window: int | None = Field(None, ge=1, le=MAX_SEQ)
+    max_len: int = Field(2048, ge=8, le=MAX_SEQ)
 
     @model_validator(mode="after")
     def _check(self):

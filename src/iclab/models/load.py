@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from iclab.errors import ModelLoadError
+from iclab.models import lstm  # noqa: F401  (registers the iclab-lstm config with the Auto classes)
 
 
 def _looks_like_path(name: str) -> bool:
@@ -16,19 +17,47 @@ def _looks_like_path(name: str) -> bool:
 
 
 def check_model_path(name_or_path: str) -> None:
-    """Raise :class:`ModelLoadError` now if ``name_or_path`` is a local path that does not exist
-    or has no ``config.json`` (cheap; a Hub name is only checked by loading it)."""
+    """Raise :class:`ModelLoadError` now if ``name_or_path`` is a local path that does not exist,
+    has no ``config.json`` or one that does not describe a model (cheap: no weights are read;
+    a Hub name is only checked by loading it)."""
     path = Path(name_or_path).expanduser()
     if _looks_like_path(name_or_path) and not path.exists():
         raise ModelLoadError(f"model path {name_or_path!r} does not exist")
-    if path.exists() and not (path / "config.json").exists():
+    if path.exists() and not (path / "config.json").is_file():
         raise ModelLoadError(f"model path {name_or_path!r} has no config.json; "
                              f"expected a directory written by save_pretrained")
+    if path.exists():
+        from transformers import AutoConfig
+
+        try:
+            AutoConfig.from_pretrained(str(path))
+        except Exception as e:  # a damaged or foreign config.json: JSON, key and value errors alike
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelLoadError(f"model {name_or_path!r} could not be loaded: its config.json does not load "
+                                 f"({reason})") from None
+
+
+def context_limits(model) -> tuple[int | None, int | None]:
+    """``(trained, maximum)``: the sequence length a model trained by iclab saw in training
+    (``config.iclab_trained_context``, written by :func:`save_trained`), and the most positions
+    its architecture takes (``max_position_embeddings`` or ``n_positions``); None where unknown."""
+    cfg = getattr(model, "config", None)
+    trained = getattr(cfg, "iclab_trained_context", None)
+    maximum = next((v for k in ("max_position_embeddings", "n_positions", "n_ctx")
+                    if isinstance(v := getattr(cfg, k, None), int)), None)
+    return trained, maximum
+
+
+def save_trained(model, path, trained_context: int) -> None:
+    """``save_pretrained`` with the training sequence length recorded in the config, so that
+    ``--model`` on this directory can check its prompts against it."""
+    model.config.iclab_trained_context = int(trained_context)
+    model.save_pretrained(path)
 
 
 def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dtype | None = None,
-               trust_remote_code: bool = False, tokenizer: Literal["auto", "required", "none"] = "auto"
-               ) -> tuple[PreTrainedModel, object | None]:
+               trust_remote_code: bool = False, tokenizer: Literal["auto", "required", "none"] = "auto",
+               check: bool | None = None) -> tuple[PreTrainedModel, object | None]:
     """Load a causal LM (and its tokenizer, if it has one) in eval mode.
 
     Parameters
@@ -45,12 +74,20 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
         "auto" loads the tokenizer when the model has one (None otherwise); "required"
         refuses a model without one (studies that write prompts as text); "none" skips it
         (models over a world's own tokens).
+    check : bool or None, default None
+        Run the identity checks (:mod:`iclab.models.identities`: the residual stream adds
+        up, the heads' results sum to the attention output, the final norm and unembedding
+        give the logits) on one forward pass of 6 tokens. None checks the models whose
+        family is not in iclab's table (its module paths were guessed); True checks any
+        model; False none. The tokenizer is attached as ``model.iclab_tokenizer``, so that
+        ``capture`` and ``patch`` take text.
 
     Raises
     ------
     ModelLoadError
         The path does not exist, the name is not on the Hub (or there is no network),
-        or the weights are corrupt.
+        or the weights are corrupt, or an identity check fails (one line naming the
+        identity and the layer).
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
@@ -77,4 +114,19 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
     if tokenizer == "required" and tok is None:
         raise ModelLoadError(f"model {name_or_path!r} has no tokenizer, and this study writes its prompts as text; "
                              f"save one beside the model with save_pretrained")
+    model.iclab_tokenizer = tok  # capture and patch tokenise text with it
+    if check is None:  # a model whose roles cannot be found at all still loads (for forward passes);
+        from iclab.models.hooks import anatomy  # capture then says which role is missing
+
+        try:
+            check = anatomy(model).family.guessed
+        except ModelLoadError:
+            check = False
+    if check:
+        from iclab.models.identities import check_identities
+
+        try:
+            check_identities(model)
+        except ModelLoadError as e:
+            raise ModelLoadError(f"model {name_or_path!r}: {e}") from None
     return model, tok

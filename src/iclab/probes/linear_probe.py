@@ -19,7 +19,7 @@ halves. The probe reads activations by name (:func:`iclab.models.capture.capture
 :class:`~iclab.models.vector.VectorModel` with inputs ``{"xs": ..., "ys": ...}`` or an HF causal
 LM on token ids.
 
-Rows: ``probe="linear-probe"``, ``metric="r2"``, one per ``layer`` and target (``label`` = the
+Rows: ``probe="linear_probe"``, ``metric="r2"``, one per ``layer`` and target (``label`` = the
 target's name). Arrays: ``"r2"`` (targets, layers), ``"layers"`` (layers,), ``"targets"`` (targets,).
 """
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from pydantic import Field
 from torch import nn
 
 from iclab.errors import InputError
+from iclab.limits import MAX_BATCH, MAX_LAYERS, MAX_LIST, MAX_SEED
 from iclab.metrics.linear_probe import ridge_probe_r2, split_by_group
 from iclab.models.hooks import anatomy
 from iclab.models.names import StreamSite
@@ -97,14 +98,14 @@ class LinearProbe(Probe):
     Call with ``(model, prompts)``, ``prompts`` a :class:`ProbeTargets`.
     """
 
-    name: ClassVar[str] = "linear-probe"
+    name: ClassVar[str] = "linear_probe"
 
     alpha: float = Field(0.01, ge=0.0)
     test_fraction: float = Field(0.25, gt=0.0, lt=1.0)
-    seed: int = Field(0, ge=0)
-    layers: list[int] | None = None
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    layers: list[Annotated[int, Field(ge=0, le=MAX_LAYERS)]] | None = Field(None, max_length=MAX_LIST)
     site: StreamSite = "resid_post"
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH)
 
     def __call__(self, model: nn.Module, prompts: ProbeTargets) -> ProbeResult:
         n_layers = anatomy(model).n_layers

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from iclab.atomic import atomic_write_text
 
 
@@ -80,8 +82,19 @@ window.addEventListener('load', function () {
 
 
 def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    """A table cell for people: 3 significant digits, no exponents; "–" for a missing value (a
+    table with one says why in its caption)."""
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if v != v:
+            return "–"
+        if v == 0 or abs(v) < 5e-4:
+            return "0" if v == 0 else ("&lt;0.001" if v > 0 else "&gt;−0.001")
+        if abs(v) >= 1e4:
+            return f"{v:,.0f}"
+        return f"{v:.3g}" if abs(v) >= 0.01 else f"{v:.3f}"
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and abs(int(v)) >= 1e4:
+        return f"{int(v):,}"
     return html.escape(str(v))
 
 

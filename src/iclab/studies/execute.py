@@ -25,6 +25,7 @@ def execute(run: Run, cfg, model: str | None = None) -> Run:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bars only
+    hf_logging.set_verbosity_error()  # notices about HF internals (e.g. "loss_type=None") are not iclab's news
     study = get_study(run.meta["study"])
     if run.meta.get("model") != model:
         run.update_meta(model=model)  # the report reads which path ran from run.json
@@ -43,10 +44,13 @@ def execute(run: Run, cfg, model: str | None = None) -> Run:
 def resume(path: str | Path) -> Run:
     """Continue the run at ``path`` from its last checkpoints, with its saved config."""
     run = Run.open(path)
-    study = get_study(run.meta["study"])
+    meta = run.meta
+    study = get_study(meta["study"])
     cfg = study.config_of(run)
+    study.preflight(cfg, meta.get("model"))  # the machine may be smaller than the one the run began on
+    run.remove_temporary()  # half-written files of a killed process
     run.update_meta(status="running", pid=os.getpid())
-    return execute(run, cfg, run.meta.get("model"))
+    return execute(run, cfg, meta.get("model"))
 
 
 def rebuild_report(path: str | Path) -> Path:
@@ -58,5 +62,7 @@ def rebuild_report(path: str | Path) -> Path:
         raise IclabError(f"run {path} has status {meta.get('status')!r}"
                          + (f" ({meta['error']})" if meta.get("error") else "")
                          + f": its results are incomplete; finish it with `iclab resume {path}` first")
+    if not (run.path / "results.parquet").is_file():
+        raise IclabError(f"{run.path / 'results.parquet'} is missing: measure again with iclab resume {path}")
     study = get_study(meta["study"])
     return study.report(study.config_of(run), run).save(run.path)

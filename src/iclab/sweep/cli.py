@@ -7,6 +7,7 @@ writing its report.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -33,11 +34,15 @@ def sweep_cmd(study: str = typer.Argument(..., help="study name (see `iclab list
               model: Optional[str] = typer.Option(None, "--model", "-m",
                                                   help="measure a pretrained model in every trial"),
               address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address"),
-              gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="Ray: GPUs per trial")) -> None:
+              gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="Ray: GPUs per trial"),
+              quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars or probe lines")) -> None:
     """Run every trial of a sweep grid (skipping finished ones) and write the sweep's report."""
     from iclab.config import parse_overrides
     from iclab.sweep.grid import parse_grid
     from iclab.sweep.runner import run_sweep
+
+    if quiet:
+        os.environ["ICLAB_NO_PROGRESS"] = "1"
 
     try:
         res = run_sweep(study, preset, parse_overrides(set_), parse_grid(grid), out_dir, executor=executor,

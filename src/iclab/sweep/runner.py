@@ -9,8 +9,8 @@
         report.json, report.html
 
 The grid is the preset's ``sweep:`` section (after ``overrides``) updated by ``grid``.
-Every trial's config is validated before the first trial runs, so a typo in a key
-fails at once. The sweep id is the preset's name and a hash of all trial configs: the
+Every trial's config is validated (and its memory estimate checked) before the first
+trial runs, so a typo in a key or a size that cannot fit fails at once. The sweep id is the preset's name and a hash of all trial configs: the
 same sweep run again lands in the same directory, skips its finished trials, resumes
 interrupted ones from their checkpoints and retries failed ones. A trial that fails is
 recorded (status ``failed`` and the error, in its run.json and in sweep.json) and the
@@ -113,9 +113,11 @@ def run_sweep(study: str, preset: str = "cpu", overrides: dict[str, Any] | None 
     configs = []
     for t in trials:
         try:
-            configs.append(to_yaml(spec.load_config(preset, {**overrides, **t.overrides})))
-        except ConfigError as e:
+            cfg = spec.load_config(preset, {**overrides, **t.overrides})
+            spec.preflight(cfg, model)  # a trial that cannot fit is refused before the sweep starts
+        except ConfigError as e:  # a missing --model is the same for every trial: it goes up unchanged
             raise ConfigError(f"sweep trial {t.name!r}: {e}") from None
+        configs.append(to_yaml(cfg))
 
     sweep_id = name or _sweep_id(preset, study, configs, [t.name for t in trials])
     sweep_dir = Path(out) / study / sweep_id

@@ -6,6 +6,12 @@ A checkpoint is a directory ``step-00000500/`` holding ``model.safetensors``,
 SHA-256 of each tensor file). It is written under a temporary name and renamed into
 place, so a kill at any moment leaves either the whole checkpoint or none of it.
 Nothing is unpickled when loading.
+
+A training keeps its two newest checkpoints: the previous one is deleted only once the
+new one is written and its checksums verified. A checkpoint damaged later (a truncated
+file, a disk error) is passed over by :func:`latest_checkpoint` with a one-line
+:class:`~iclab.errors.IclabWarning`, and training resumes from the previous one; the data
+stream and the RNG state come from the checkpoint, so the result is the same.
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from iclab.errors import ModelLoadError
+from iclab.errors import IclabWarning, ModelLoadError
 
 _STEP_PREFIX = "step-"
 
@@ -57,12 +64,15 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 
 def save_checkpoint(ckpt_root: Path, step: int, model: nn.Module, opt: torch.optim.Optimizer,
-                    trainer_state: dict, keep: int = 1) -> Path:
-    """Write the checkpoint of ``step`` atomically; keep the newest ``keep`` of them."""
+                    trainer_state: dict, keep: int = 2) -> Path:
+    """Write the checkpoint of ``step`` atomically and verify it; then keep the newest ``keep``
+    of them (at least 2: the previous one stays until this one is known to be whole)."""
+    assert keep >= 2, "the previous checkpoint is what a damaged newest one falls back to"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"{_STEP_PREFIX}{step:08d}"
+    for stale in ckpt_root.glob(".tmp-*"):  # left by a kill while writing; one trainer writes here
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = ckpt_root / f".tmp-{final.name}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(weights, tmp / "model.safetensors")
@@ -76,17 +86,56 @@ def save_checkpoint(ckpt_root: Path, step: int, model: nn.Module, opt: torch.opt
     (tmp / "trainer.json").write_text(json.dumps(meta))  # written last: its presence marks a whole checkpoint
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
+    problem = checkpoint_problem(final)
+    if problem is not None:
+        shutil.rmtree(final, ignore_errors=True)
+        raise ModelLoadError(f"checkpoint {final} did not verify after writing ({problem}); the previous one is kept")
     for old in sorted(ckpt_root.glob(f"{_STEP_PREFIX}*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
+def checkpoint_problem(path: Path) -> str | None:
+    """What is wrong with the checkpoint at ``path`` (a missing or unreadable ``trainer.json``,
+    a tensor file whose SHA-256 differs from the recorded one), or None when it is whole."""
+    try:
+        meta = json.loads((path / "trainer.json").read_text())
+        digests = dict(meta["sha256"])
+        if not {"step", "trainer", "optimizer"} <= set(meta):
+            return "trainer.json lacks the step, trainer or optimizer state"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"trainer.json is missing or corrupt: {type(e).__name__}"
+    for fname, digest in digests.items():
+        f = path / fname
+        if not f.is_file():
+            return f"{fname} is missing"
+        if _sha256(f) != digest:
+            return f"{fname} does not match its checksum"
+    return None
+
+
 def latest_checkpoint(ckpt_root: Path) -> Path | None:
-    """The newest complete checkpoint directory under ``ckpt_root``, or None."""
+    """The newest whole checkpoint directory under ``ckpt_root``, or None.
+
+    A newer checkpoint that is damaged is passed over with an :class:`~iclab.errors.IclabWarning`
+    (one line naming it and the one resumed from instead).
+    """
     if not ckpt_root.is_dir():
         return None
     done = [p for p in sorted(ckpt_root.glob(f"{_STEP_PREFIX}*")) if (p / "trainer.json").is_file()]
-    return done[-1] if done else None
+    damaged = []
+    for path in reversed(done):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            for bad, why in damaged:
+                warnings.warn(IclabWarning(f"checkpoint {bad} is damaged ({why}); resuming from {path.name}"),
+                              stacklevel=2)
+            return path
+        damaged.append((path, problem))
+    for bad, why in damaged:
+        warnings.warn(IclabWarning(f"checkpoint {bad} is damaged ({why}) and no earlier one is whole; "
+                                   "training starts over"), stacklevel=2)
+    return None
 
 
 def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer | None = None) -> dict:

@@ -35,6 +35,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from iclab.config import Frozen, TrainConfig
+from iclab.limits import MAX_BATCH, MAX_LAYERS, MAX_PROMPTS, MAX_STEPS, MAX_WIDTH
 from iclab.models.hooks import anatomy
 from iclab.train.loop import train
 from iclab.worlds.base import TokenBatch
@@ -65,14 +66,14 @@ class FinetuneSettings(Frozen):
 
     enabled: bool = False
     method: Literal["lora", "full"] = "lora"
-    n_layers: int = Field(10, ge=1)
-    rank: int = Field(16, ge=1)
+    n_layers: int = Field(10, ge=1, le=MAX_LAYERS)
+    rank: int = Field(16, ge=1, le=MAX_WIDTH)
     alpha: float = Field(16.0, gt=0)
     dropout: float = Field(0.1, ge=0, lt=1)
-    steps: int = Field(200, ge=1)
-    batch_size: int = Field(8, ge=1)
+    steps: int = Field(200, ge=1, le=MAX_STEPS)
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH)
     lr: float = Field(2e-4, gt=0, le=1)
-    train_prompts: int = Field(200, ge=1)
+    train_prompts: int = Field(200, ge=1, le=MAX_PROMPTS)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup=0, min_lr_ratio=1.0,

@@ -2,8 +2,9 @@
 
 Each step: fetch the step's batch (made in a background thread while the previous step
 computes), forward under autocast, loss, backward, clip, AdamW step at the scheduled
-learning rate. Probes run at step 0, every ``eval_every`` steps and at the end, so every
-metric is also a curve over training. Checkpoints hold everything a resume needs (weights,
+learning rate. The training curves (loss, lr, gradient norm, throughput) are rows every
+``log_every`` steps; probes run at step 0, every ``eval_every`` steps and at the end, so
+every metric is also a curve over training. Checkpoints hold everything a resume needs (weights,
 optimizer, RNG, losses, probe rows); the data stream needs no state because the batch of
 step ``s`` is drawn from ``default_rng([data_seed, s])``. A run killed at any point and
 resumed therefore ends with the same numbers as one that never stopped.
@@ -20,12 +21,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from iclab.config import TrainConfig
+from iclab.config import LogConfig, TrainConfig
 from iclab.rows import Row, Rows
-from iclab.progress import progress_bar
+from iclab.progress import TrainingProgress
 from iclab.train.batches import batch_at, loss_on_batch, to_device
 from iclab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from iclab.train.schedule import get_lr
+from iclab.train.sinks import Sinks
 
 ProbeFn = Callable[[nn.Module, int], list[Row]]
 
@@ -38,6 +40,7 @@ class TrainResult:
     step: int = 0
     rows: Rows = field(default_factory=Rows)
     losses: list[float] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)  # one per step; NaN where none was computed
 
 
 def pick_device(name: str) -> torch.device:
@@ -59,7 +62,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
 
 
 def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir: Path | None = None,
-          probe: ProbeFn | None = None, label: str = "model") -> TrainResult:
+          probe: ProbeFn | None = None, label: str = "model", describe: Callable[[Rows], str] | None = None,
+          log: LogConfig | None = None, run_dir: Path | None = None) -> TrainResult:
     """Train ``model`` on batches from ``world``; resume from ``ckpt_dir`` if it holds a checkpoint.
 
     Parameters
@@ -78,44 +82,63 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
         The model is in eval mode while it runs.
     label : str
         Shown on the progress bar and set as ``model`` on the loss rows.
+    describe : callable(rows) -> str, optional
+        What the probe rows of a step found, in a few words, shown as "step s: <words>".
+    log, run_dir : LogConfig and Path, optional
+        Also send the training curves to TensorBoard / W&B, under ``run_dir``.
+
+    Every ``cfg.log_every`` steps (default ``steps // 100``) the curves are added as rows:
+    ``log``/``loss`` (mean over the interval), ``log``/``lr``, ``log``/``grad_norm`` (mean
+    global norm before clipping) and ``speed``/``tokens_per_s`` (training only; a property of
+    the machine, so it differs between runs that are otherwise identical).
     """
     device = pick_device(cfg.device)
     model.to(device)
     opt = make_optimizer(model, cfg)
     use_bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
     step_fn = torch.compile(model) if cfg.compile else model
+    log_every = cfg.log_every or max(1, cfg.steps // 100)
     result, start = TrainResult(), 0
 
     ckpt = latest_checkpoint(ckpt_dir) if ckpt_dir else None
     if ckpt is not None:
         meta = load_checkpoint(ckpt, model, opt)
         start = meta["step"]
-        result = TrainResult(start, Rows(Row(**r) for r in meta["trainer"]["rows"]), meta["trainer"]["losses"])
+        trainer = meta["trainer"]
+        result = TrainResult(start, Rows(Row(**r) for r in trainer["rows"]), trainer["losses"],
+                             [float("nan") if v is None else v for v in trainer.get("grad_norms", [])])
         if start >= cfg.steps:
             model.eval()
             return result
 
-    def run_probe(step: int) -> None:
-        if probe is None:
-            return
-        model.eval()
-        result.rows.extend(probe(model, step))
-        model.train()
-
     def checkpoint(step: int) -> None:
         if ckpt_dir is not None:
-            state = {"rows": [asdict(r) for r in result.rows], "losses": result.losses, "label": label}
+            state = {"rows": [asdict(r) for r in result.rows], "losses": result.losses, "label": label,
+                     "grad_norms": [None if v != v else v for v in result.grad_norms]}  # JSON has no NaN
             save_checkpoint(ckpt_dir, step, model, opt, state)
 
-    model.train()
-    if start == 0:
-        run_probe(0)
     tokens_per_batch = None
     probe_at = set(cfg.probe_at)
     last_probe = max([0, *(r.step for r in result.rows if r.probe == "train")])
     pending_losses: list[torch.Tensor] = []
-    with ThreadPoolExecutor(max_workers=1) as pool, progress_bar() as bar:
-        task = bar.add_task(label, total=cfg.steps, completed=start, info="")
+    pending_norms: list[torch.Tensor] = []  # one per step, a NaN tensor on steps without a norm
+    nan = torch.tensor(float("nan"), device=device)
+    sinks = Sinks(log, run_dir, label)
+    with ThreadPoolExecutor(max_workers=1) as pool, TrainingProgress(label, cfg.steps, start) as shown:
+
+        def run_probe(step: int) -> None:
+            if probe is None:
+                return
+            model.eval()
+            rows = Rows(probe(model, step))
+            result.rows.extend(rows)
+            if describe is not None and rows:
+                shown.note(f"step {step}: {describe(rows)}")
+            model.train()
+
+        model.train()
+        if start == 0:
+            run_probe(0)
         next_batch = pool.submit(batch_at, world, data_seed, start, cfg.batch_size)
         t_last, s_last = time.perf_counter(), start
         for step in range(start, cfg.steps):
@@ -132,28 +155,52 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss = loss_on_batch(step_fn, inputs)
             loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            done = step + 1
+            if cfg.grad_clip > 0:  # the norm comes with clipping; without it, it is computed for the log only
+                pending_norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).detach())
+            elif done % log_every == 0 or done == cfg.steps:
+                pending_norms.append(torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None]))
+            else:
+                pending_norms.append(nan)
             opt.step()
             opt.zero_grad(set_to_none=True)
             pending_losses.append(loss.detach())
+            shown.step(done)
 
-            done = step + 1
-            if done % cfg.eval_every == 0 or done in probe_at or done == cfg.steps or done % cfg.ckpt_every == 0:
+            is_log = done % log_every == 0 or done == cfg.steps
+            is_probe = done % cfg.eval_every == 0 or done in probe_at or done == cfg.steps
+            if is_log or is_probe or done % cfg.ckpt_every == 0:
                 # one device sync per interval, not per step
                 result.losses.extend(torch.stack(pending_losses).float().cpu().tolist())
+                result.grad_norms.extend(torch.stack(pending_norms).float().cpu().tolist())
                 pending_losses.clear()
+                pending_norms.clear()
+            if is_log:
                 now = time.perf_counter()
                 tok_s = (done - s_last) * tokens_per_batch / max(now - t_last, 1e-9)
-                bar.update(task, completed=done, info=f"loss {result.losses[-1]:.3f}  {tok_s:,.0f} tok/s")
-            if done % cfg.eval_every == 0 or done == cfg.steps or done in probe_at:
+                since = (done - 1) // log_every * log_every  # the previous log step: the same after a resume
+                curve = {"loss": _mean(result.losses[since:done]), "lr": lr,
+                         "grad_norm": _mean(result.grad_norms[since:done])}
+                result.rows += [Row("log", k, v, step=done, model=label) for k, v in curve.items()]
+                result.rows.append(Row("speed", "tokens_per_s", tok_s, step=done, model=label))
+                sinks.scalars(done, {**curve, "tokens_per_s": tok_s})
+                shown.logged(done, curve["loss"], tok_s)
+                t_last, s_last = time.perf_counter(), done
+            if is_probe:
                 recent = result.losses[-min(cfg.eval_every, done - last_probe):]
                 last_probe = done
                 result.rows.append(Row("train", "loss", sum(recent) / len(recent), step=done, model=label))
                 run_probe(done)
-                t_last, s_last = time.perf_counter(), done  # throughput counts training only
+                t_last = time.perf_counter()  # throughput counts training only
             result.step = done
             if done % cfg.ckpt_every == 0 or done == cfg.steps:
                 checkpoint(done)
+    sinks.close()
     model.eval()
     return result
+
+
+def _mean(values: list[float]) -> float:
+    """The mean of the values that are not NaN (NaN if there are none)."""
+    values = [v for v in values if v == v]
+    return sum(values) / len(values) if values else float("nan")

@@ -77,11 +77,14 @@ class World(BaseModel):
     """Base class of every world.
 
     Subclasses declare their parameters as pydantic fields (with ``Field`` constraints),
-    set ``name`` (the registry key), and implement :meth:`sample`. They override
+    set ``name`` (the registry key), and implement :meth:`sample`. Every size has a finite
+    cap from :mod:`iclab.limits` (vocabularies at most 4,194,304 tokens, sequences at most
+    2^20 tokens, counts of nodes, graphs or topics at most 10^6, seeds below 2^32), and
+    floats are finite. They override
     :meth:`prompts` when evaluation prompts differ from pretraining sequences.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: ClassVar[str] = ""
 

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Literal
+from typing import Annotated, Callable, ClassVar, Literal
 
 import networkx as nx
 import numpy as np
 from pydantic import Field, PrivateAttr
 
 from iclab.errors import ConfigError, InputError
+from iclab.limits import MAX_ITEMS, MAX_SEED, MAX_SEQ, MAX_VOCAB
 from iclab.worlds.base import TokenBatch, World
 
 DEFAULT_WORDS: tuple[str, ...] = (
@@ -52,6 +53,9 @@ MONTHS: tuple[str, ...] = (
     "July", "August", "September", "October", "November", "December",
 )
 _SEMANTIC_WORDS = {"days": DAYS, "months": MONTHS}
+
+
+Node = Annotated[int, Field(ge=0, le=MAX_ITEMS)]
 
 
 class GraphWorld(World):
@@ -106,17 +110,18 @@ class GraphWorld(World):
     name: ClassVar[str] = "graph-walk"
 
     kind: Literal["grid", "ring", "hex", "edges"] = "grid"
-    rows: int = Field(4, ge=1)
-    cols: int = Field(4, ge=1)
-    ring_nodes: int = Field(10, ge=3)
-    hex_rows: int = Field(2, ge=1)
-    hex_cols: int = Field(2, ge=1)
+    rows: int = Field(4, ge=1, le=MAX_ITEMS)
+    cols: int = Field(4, ge=1, le=MAX_ITEMS)
+    ring_nodes: int = Field(10, ge=3, le=MAX_ITEMS)
+    hex_rows: int = Field(2, ge=1, le=MAX_ITEMS)
+    hex_cols: int = Field(2, ge=1, le=MAX_ITEMS)
     edge_file: str | None = None
-    edge_list: list[tuple[int, int]] | None = None
-    walk_length: int = Field(128, ge=2)
-    seed: int = Field(0, ge=0)
-    vocab: int = Field(64, ge=2)
-    label_tokens: list[int] | None = Field(None, min_length=1)
+    edge_list: list[tuple[Node, Node]] | None = None
+    walk_length: int = Field(128, ge=2, le=MAX_SEQ)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    vocab: int = Field(64, ge=2, le=MAX_VOCAB)
+    label_tokens: list[Annotated[int, Field(ge=0, le=MAX_VOCAB)]] | None = Field(None, min_length=1,
+                                                                                 max_length=MAX_VOCAB)
     words: list[str] | None = Field(None, min_length=1)
     semantic_conflict: Literal[None, "days", "months"] = None
 

@@ -18,13 +18,14 @@ labels, reached rule-following accuracy about 0.9 on a new 4x4 grid).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import networkx as nx
 import numpy as np
 from pydantic import Field, PrivateAttr
 
 from iclab.errors import ConfigError
+from iclab.limits import MAX_ITEMS, MAX_LIST, MAX_SEED, MAX_SEQ, MAX_VOCAB
 from iclab.worlds.base import TokenBatch, World
 from iclab.worlds.graph import neighbor_table, random_walks
 
@@ -66,14 +67,15 @@ class RandomGraphWalks(World):
 
     name: ClassVar[str] = "random-graph-walks"
 
-    vocab: int = Field(64, ge=2)
-    seq_len: int = Field(128, ge=2)
-    min_nodes: int = Field(9, ge=3)
-    max_nodes: int = Field(25, ge=3)
+    vocab: int = Field(64, ge=2, le=MAX_VOCAB)
+    seq_len: int = Field(128, ge=2, le=MAX_SEQ)
+    min_nodes: int = Field(9, ge=3, le=MAX_ITEMS)
+    max_nodes: int = Field(25, ge=3, le=MAX_ITEMS)
     kinds: list[GraphKind] = Field(default_factory=lambda: ["grid", "ring", "regular"], min_length=1)
-    regular_degrees: list[int] = Field(default_factory=lambda: [3, 4], min_length=1)
-    n_graphs: int = Field(512, ge=1)
-    seed: int = Field(0, ge=0)
+    regular_degrees: list[Annotated[int, Field(ge=1, le=MAX_ITEMS)]] = Field(default_factory=lambda: [3, 4],
+                                                                             min_length=1, max_length=MAX_LIST)
+    n_graphs: int = Field(512, ge=1, le=MAX_ITEMS)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
     _graphs: list[nx.Graph] = PrivateAttr()
     _kinds: list[str] = PrivateAttr()

@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import Field, PrivateAttr
 
 from iclab.errors import UnknownNameError
+from iclab.limits import MAX_ITEMS, MAX_SEED, MAX_SEQ
 from iclab.worlds import icg_oracle
 from iclab.worlds.base import TokenBatch, World
 
@@ -134,9 +135,9 @@ class ICGWorld(World):
     name: ClassVar[str] = "icg"
 
     arity: int = Field(3, ge=1, le=4)
-    n_subtopics: int | None = Field(None, ge=2)
-    paragraph_len: int = Field(24, ge=1)
-    n_paragraphs: int = Field(30, ge=1)
+    n_subtopics: int | None = Field(None, ge=2, le=MAX_ITEMS)
+    paragraph_len: int = Field(24, ge=1, le=MAX_SEQ)
+    n_paragraphs: int = Field(30, ge=1, le=MAX_SEQ)
     successors: int = Field(4, ge=1, le=N_CONTENT)
     gamma: float = Field(0.5, gt=0.0)
     margin: float = Field(4.0, gt=0.0)
@@ -144,8 +145,8 @@ class ICGWorld(World):
     r_repeat: float = Field(0.5, ge=0.0, le=1.0)
     p_rep: float = Field(0.3, ge=0.0, le=1.0)
     narrative_share: float = Field(0.5, ge=0.0, le=1.0)
-    narrative_successors: int = Field(8, ge=1)
-    seed: int = Field(0, ge=0)
+    narrative_successors: int = Field(8, ge=1, le=MAX_ITEMS)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
     _tuples: np.ndarray = PrivateAttr()
     _sets: dict = PrivateAttr()

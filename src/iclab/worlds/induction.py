@@ -25,6 +25,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field, model_validator
 
+from iclab.limits import MAX_SEQ, MAX_VOCAB
 from iclab.worlds.base import TokenBatch, World
 
 
@@ -48,10 +49,10 @@ class RepeatedTokens(World):
 
     name: ClassVar[str] = "repeated-tokens"
 
-    vocab: int = Field(64, ge=2)
-    seq_len: int = Field(32, ge=4)
-    min_segment: int = Field(6, ge=2)
-    max_segment: int = Field(16, ge=2)
+    vocab: int = Field(64, ge=2, le=MAX_VOCAB)
+    seq_len: int = Field(32, ge=4, le=MAX_SEQ)
+    min_segment: int = Field(6, ge=2, le=MAX_SEQ)
+    max_segment: int = Field(16, ge=2, le=MAX_SEQ)
     p_repeat: float = Field(1.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
@@ -101,8 +102,8 @@ class RandomTokens(World):
 
     name: ClassVar[str] = "random-tokens"
 
-    vocab: int = Field(64, ge=2)
-    seq_len: int = Field(32, ge=2)
+    vocab: int = Field(64, ge=2, le=MAX_VOCAB)
+    seq_len: int = Field(32, ge=2, le=MAX_SEQ)
 
     @property
     def vocab_size(self) -> int:

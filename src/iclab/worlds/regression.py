@@ -32,6 +32,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from iclab.limits import MAX_ITEMS, MAX_SEED, MAX_SEQ, MAX_STEPS
 from iclab.worlds.base import VectorBatch, World
 
 
@@ -68,13 +69,13 @@ class XSampler(BaseModel):
         Seed of the rotation ``U`` of ``"skewed"``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: Literal["isotropic", "skewed", "orthant"] = "isotropic"
     scale: float = Field(1.0, gt=0.0)
     orthant_query: Literal["same", "opposite", "any"] = "same"
-    active_dims: int | None = Field(None, ge=1)
-    seed: int = Field(0, ge=0)
+    active_dims: int | None = Field(None, ge=1, le=MAX_ITEMS)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
     def covariance_root(self, dim: int) -> np.ndarray:
         """``T`` of shape (dim, dim) with ``z = g @ T``, ``g ~ N(0, I)``, for ``"skewed"``.
@@ -123,11 +124,11 @@ class Ramp(BaseModel):
         Steps per increment; >= 1.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    start: int = Field(ge=1)
-    inc: int = Field(1, ge=0)
-    every: int = Field(2000, ge=1)
+    start: int = Field(ge=1, le=MAX_STEPS)
+    inc: int = Field(1, ge=0, le=MAX_STEPS)
+    every: int = Field(2000, ge=1, le=MAX_STEPS)
 
     def at(self, step: int, end: int) -> int:
         return min(end, self.start + self.inc * (step // self.every))
@@ -165,7 +166,7 @@ class Curriculum(BaseModel):
     resumed run sees the same curriculum. Evaluations use the world itself (full size).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     points: Ramp | None = None
     dims: Ramp | None = None
@@ -205,7 +206,7 @@ class RegressionWorld(World):
     its noiseless part up to the final rounding to float32.
     """
 
-    points: int = Field(41, ge=1)
+    points: int = Field(41, ge=1, le=MAX_SEQ)
     noise_std: float = Field(0.0, ge=0.0)
     x: XSampler = XSampler()
     curriculum: Curriculum | None = None
@@ -287,7 +288,7 @@ class LinearRegression(RegressionWorld):
 
     name: ClassVar[str] = "linear"
 
-    dim: int = Field(20, ge=1)
+    dim: int = Field(20, ge=1, le=MAX_ITEMS)
 
     def draw_functions(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         return {"w": rng.standard_normal((n, self.dim)).astype(np.float32)}
@@ -317,8 +318,8 @@ class SparseLinearRegression(RegressionWorld):
 
     name: ClassVar[str] = "sparse-linear"
 
-    dim: int = Field(20, ge=1)
-    sparsity: int = Field(3, ge=1)
+    dim: int = Field(20, ge=1, le=MAX_ITEMS)
+    sparsity: int = Field(3, ge=1, le=MAX_ITEMS)
 
     @model_validator(mode="after")
     def _check_sparsity(self):
@@ -405,10 +406,10 @@ class SparseLinearMixture(RegressionWorld):
     name: ClassVar[str] = "sparse-linear-mixture"
 
     bases: Literal["orthogonal-4x16", "orthogonal-6x24", "overlapping-8x16"] = "orthogonal-4x16"
-    points: int = Field(20, ge=1)
+    points: int = Field(20, ge=1, le=MAX_SEQ)
     noise_std: float = Field(0.1, ge=0.0)
     active_rank: int | tuple[int, ...] | None = None
-    active_bases: int | None = Field(None, ge=1)
+    active_bases: int | None = Field(None, ge=1, le=MAX_ITEMS)
 
     @model_validator(mode="after")
     def _check_active(self):
@@ -509,9 +510,9 @@ class DecisionTree(RegressionWorld):
 
     name: ClassVar[str] = "decision-tree"
 
-    dim: int = Field(20, ge=1)
+    dim: int = Field(20, ge=1, le=MAX_ITEMS)
     depth: int = Field(4, ge=1, le=16)
-    points: int = Field(101, ge=1)
+    points: int = Field(101, ge=1, le=MAX_SEQ)
 
     def draw_functions(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         n_internal = 2**self.depth - 1
@@ -550,9 +551,9 @@ class ReluNet(RegressionWorld):
 
     name: ClassVar[str] = "relu-net"
 
-    dim: int = Field(20, ge=1)
+    dim: int = Field(20, ge=1, le=MAX_ITEMS)
     hidden: int = Field(100, ge=1)
-    points: int = Field(101, ge=1)
+    points: int = Field(101, ge=1, le=MAX_SEQ)
 
     def draw_functions(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         w1 = rng.standard_normal((n, self.dim, self.hidden)).astype(np.float32)

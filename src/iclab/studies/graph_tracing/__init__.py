@@ -21,11 +21,11 @@ Files: ``config.py`` (what can be set), ``measure.py`` (pretraining and tracing,
 arrays into the run), ``report.py`` (figures and prose from the stored run), ``figures.py``.
 """
 
-from iclab.studies.graph_tracing.config import GraphTracingConfig, PretrainedSettings, ProbeSettings
+from iclab.studies.graph_tracing.config import GraphTracingConfig, PretrainedSettings, ProbeSettings, footprint
 from iclab.studies.graph_tracing.measure import measure
 from iclab.studies.graph_tracing.report import report
 from iclab.studies.study import Study
 
-STUDY = Study("graph-tracing", config=GraphTracingConfig, measure=measure, report=report)
+STUDY = Study("graph-tracing", config=GraphTracingConfig, measure=measure, report=report, footprint=footprint)
 
 __all__ = ["STUDY", "GraphTracingConfig", "PretrainedSettings", "ProbeSettings"]

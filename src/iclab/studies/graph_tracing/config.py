@@ -1,13 +1,15 @@
-"""Config of the graph-tracing study (presets in ``configs/graph-tracing/``)."""
+"""Config of the graph-tracing study (presets in ``iclab/configs/graph-tracing/``)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from iclab.config import Frozen, TrainConfig
+from iclab.config import Frozen, LogConfig, TrainConfig
+from iclab.limits import MAX_BATCH, MAX_ITEMS, MAX_LAYERS, MAX_PROMPTS, MAX_SEED, MAX_SEQ
 from iclab.models.build import ModelSpec
+from iclab.models.memory import Footprint, pretrained_footprint, run_device, training_footprint
 from iclab.models.names import StreamSite
 from iclab.probes.graph_tracing import GraphTracing
 from iclab.worlds.graph import GraphWorld
@@ -47,19 +49,19 @@ class ProbeSettings(Frozen):
         Walks traced at each probe step during pretraining (0: none).
     """
 
-    n_walks: int = Field(32, ge=1)
-    n_contexts: int = Field(14, ge=2)
-    min_context: int = Field(1, ge=1)
-    window: int | None = Field(200, ge=1)
+    n_walks: int = Field(32, ge=1, le=MAX_PROMPTS)
+    n_contexts: int = Field(14, ge=2, le=MAX_ITEMS)
+    min_context: int = Field(1, ge=1, le=MAX_SEQ)
+    window: int | None = Field(200, ge=1, le=MAX_SEQ)
     accuracy_window: float = Field(0.5, gt=0, le=1)
     site: StreamSite = "resid_post"
-    layers: list[int] | None = Field(None, min_length=1)
+    layers: list[Annotated[int, Field(ge=0, le=MAX_LAYERS)]] | None = Field(None, min_length=1, max_length=MAX_LAYERS)
     pool: Literal["walk", "batch"] = "walk"
     min_present: float = Field(0.75, ge=0, le=1)
-    figure_layer: int | None = Field(None, ge=0)
+    figure_layer: int | None = Field(None, ge=0, le=MAX_LAYERS)
     panels: int = Field(4, ge=1, le=8)
-    batch_size: int = Field(16, ge=1)
-    train_walks: int = Field(16, ge=0)
+    batch_size: int = Field(16, ge=1, le=MAX_BATCH)
+    train_walks: int = Field(16, ge=0, le=MAX_PROMPTS)
 
     def probe(self, **changes) -> GraphTracing:
         params = dict(n_contexts=self.n_contexts, min_context=self.min_context, window=self.window,
@@ -86,28 +88,33 @@ class PretrainedSettings(Frozen):
         Semantic-conflict variants: those words on a scrambled ring.
     """
 
-    walk_length: int = Field(256, ge=2)
-    n_walks: int = Field(8, ge=1)
-    batch_size: int = Field(2, ge=1)
+    walk_length: int = Field(256, ge=2, le=MAX_SEQ)
+    n_walks: int = Field(8, ge=1, le=MAX_PROMPTS)
+    batch_size: int = Field(2, ge=1, le=MAX_BATCH)
     bos: bool = True
     prefix: str = " "
-    conflict: list[Literal["days", "months"]] = Field(default_factory=lambda: ["days"])
+    conflict: list[Literal["days", "months"]] = Field(default_factory=lambda: ["days"], max_length=2)
 
 
 class GraphTracingConfig(Frozen):
-    """Config of the graph-tracing study (presets in ``configs/graph-tracing/``).
+    """Config of the graph-tracing study (presets in ``iclab/configs/graph-tracing/``).
 
     ``graph`` is the new labelled graph that is traced (its ``vocab`` must be the
     pretraining vocabulary; its ``walk_length`` is the longest context traced for a model
     trained here); ``pretrain``, ``model`` and ``train`` make the model trained here;
     ``pretrained`` is used with ``--model`` instead.
+
+    Every size is capped (prompts and walks at most 10^6, batches 65,536, sequence lengths
+    2^20, layers 256; :mod:`iclab.limits`) and every float is finite, so a typo is refused
+    before anything is allocated.
     """
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     graph: GraphWorld = GraphWorld(seed=1)
     pretrain: RandomGraphWalks = RandomGraphWalks()
     model: ModelSpec = ModelSpec(n_layers=2, d_model=128, n_heads=4, max_len=1024)
     train: TrainConfig = TrainConfig(steps=1000, lr=3e-3, warmup=50)
+    log: LogConfig = LogConfig()
     probe: ProbeSettings = ProbeSettings()
     pretrained: PretrainedSettings = PretrainedSettings()
 
@@ -124,3 +131,17 @@ class GraphTracingConfig(Frozen):
             raise ValueError(f"probe.figure_layer ({self.probe.figure_layer}) must be one of probe.layers "
                              f"{self.probe.layers}")
         return self
+
+
+def footprint(cfg: GraphTracingConfig, model_name: str | None = None) -> Footprint | None:
+    """Memory of pretraining and of tracing the graph (every walk's hidden states are kept)."""
+    device = run_device(cfg.train.device)
+    if model_name:
+        return pretrained_footprint(model_name, device)
+    walk = cfg.graph.walk_length
+    stored = cfg.probe.n_walks * walk * cfg.model.d_model * cfg.model.n_layers
+    return training_footprint(cfg.model, cfg.pretrain.vocab_size, cfg.pretrain.seq_len, cfg.train.batch_size,
+                              probe_batch=min(cfg.probe.batch_size, cfg.probe.n_walks), probe_seq=walk,
+                              stored_floats=stored, device=device, precision=cfg.train.precision,
+                              knobs=("train.batch_size", "pretrain.seq_len", "graph.walk_length", "model.d_model",
+                                     "model.n_layers", "probe.n_walks", "probe.batch_size"))

@@ -7,8 +7,9 @@ import numpy as np
 
 from iclab.metrics.graph import conflict_energies, natural_ring_edges
 from iclab.models.build import build_model, n_params
-from iclab.models.load import load_model
+from iclab.models.load import context_limits, load_model, save_trained
 from iclab.probes.graph_tracing import GraphWalks, log_context_lengths, pick_layer, prepend_token
+from iclab.errors import ConfigError
 from iclab.rows import Row, Rows
 from iclab.runs.run import Run
 from iclab.studies.graph_tracing.config import GraphTracingConfig, PretrainedSettings
@@ -19,6 +20,14 @@ from iclab.worlds.graph import GraphWorld, resolve_word_labels
 
 def model_label(cfg: GraphTracingConfig) -> str:
     return f"L{cfg.model.n_layers}-d{cfg.model.d_model}"
+
+
+def describe(rows: Rows) -> str:
+    """What a probe step found: rule following on the new graph at the longest context traced."""
+    acc = rows.where(metric="accuracy")
+    c = max(acc.unique("pos"))
+    return (f"accuracy at context {c} {acc.value(pos=c):.2f}, stepping back excluded "
+            f"{rows.where(metric='accuracy_no_backtrack').value(pos=c):.2f}")
 
 
 def measure(cfg: GraphTracingConfig, run: Run, model_name: str | None = None) -> None:
@@ -40,8 +49,8 @@ def measure(cfg: GraphTracingConfig, run: Run, model_name: str | None = None) ->
             return probe_during(m, few).tagged(step=step, model=label, label="training").rows
 
     result = train(model, cfg.pretrain, cfg.train, data_seed=cfg.seed, ckpt_dir=run.ckpt_dir("model"),
-                   probe=train_probe, label=label)
-    model.save_pretrained(run.path / "models" / "model")
+                   probe=train_probe, label=label, describe=describe, log=cfg.log, run_dir=run.path)
+    save_trained(model, run.path / "models" / "model", cfg.pretrain.seq_len)
     res = cfg.probe.probe()(model, walks)
     run.save_arrays("trace-trained", **res.arrays, n_params=n_params(model))
     run.save_rows(result.rows + res.tagged(step=result.step, model=label, label=world.kind).rows)
@@ -78,6 +87,11 @@ def measure_pretrained(cfg: GraphTracingConfig, run: Run, model_name: str) -> No
     """Trace a word-labelled graph, and the semantic-conflict rings, in a pretrained LM."""
     model, tokenizer = load_model(model_name, tokenizer="required")
     settings = cfg.pretrained
+    _, maximum = context_limits(model)
+    needed = settings.walk_length + settings.bos
+    if maximum is not None and needed > maximum:
+        raise ConfigError(f"pretrained.walk_length = {settings.walk_length}: walks of {needed} tokens are longer "
+                          f"than the model's {maximum} positions; set pretrained.walk_length <= {maximum - 1}")
     world = word_world(cfg)
     batch, _, notes = word_walks(world, tokenizer, settings, np.random.default_rng([cfg.seed, 1]))
     res = cfg.probe.probe(batch_size=settings.batch_size)(model, GraphWalks(batch, world.graph))

@@ -28,13 +28,14 @@ Files: ``config.py`` (model sizes, ICTR settings), ``measure.py`` (training and 
 ``report.py`` (the run's report), ``sweep.py`` (the sweep's figures), ``figures.py``.
 """
 
-from iclab.studies.icg_generalization.config import SIZES, ICGGeneralizationConfig, ICGModel, ICTRSettings
+from iclab.studies.icg_generalization.config import (SIZES, ICGGeneralizationConfig, ICGModel, ICTRSettings,
+                                                     footprint)
 from iclab.studies.icg_generalization.measure import measure
 from iclab.studies.icg_generalization.report import report
 from iclab.studies.icg_generalization.sweep import sweep_report
 from iclab.studies.study import Study
 
 STUDY = Study("icg-generalization", config=ICGGeneralizationConfig, measure=measure, report=report,
-              sweep_report=sweep_report)
+              sweep_report=sweep_report, footprint=footprint)
 
 __all__ = ["STUDY", "SIZES", "ICGGeneralizationConfig", "ICGModel", "ICTRSettings"]

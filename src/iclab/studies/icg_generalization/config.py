@@ -1,13 +1,15 @@
-"""Config of the icg-generalization study (presets in ``configs/icg-generalization/``)."""
+"""Config of the icg-generalization study (presets in ``iclab/configs/icg-generalization/``)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from iclab.config import Frozen, TrainConfig
+from iclab.config import Frozen, LogConfig, TrainConfig
+from iclab.limits import MAX_BATCH, MAX_HEADS, MAX_LIST, MAX_PROMPTS, MAX_SEED, MAX_SEQ
 from iclab.models.build import ModelSpec
+from iclab.models.memory import Footprint, pretrained_footprint, run_device, training_footprint
 from iclab.probes.ictr import ICTR
 from iclab.worlds.icg import ICGWorld
 
@@ -45,9 +47,9 @@ class ICGModel(Frozen):
 
     size: str = "mini"
     family: Literal["llama", "gpt2", "mistral"] = "llama"
-    n_heads: int | None = Field(None, ge=1)
-    window: int | None = Field(None, ge=1)
-    max_len: int = Field(2048, ge=8)
+    n_heads: int | None = Field(None, ge=1, le=MAX_HEADS)
+    window: int | None = Field(None, ge=1, le=MAX_SEQ)
+    max_len: int = Field(2048, ge=8, le=MAX_SEQ)
 
     @field_validator("size")
     @classmethod
@@ -88,10 +90,11 @@ class ICTRSettings(Frozen):
     batch_size : int, default 128
     """
 
-    shots: list[int] = Field(default_factory=lambda: [1, 2, 3, 5, 8], min_length=1)
-    report_shot: int = Field(5, ge=1)
-    n_prompts: int = Field(128, ge=1)
-    batch_size: int = Field(128, ge=1)
+    shots: list[Annotated[int, Field(ge=1, le=MAX_SEQ)]] = Field(default_factory=lambda: [1, 2, 3, 5, 8], min_length=1,
+                                                                 max_length=MAX_LIST)
+    report_shot: int = Field(5, ge=1, le=MAX_SEQ)
+    n_prompts: int = Field(128, ge=1, le=MAX_PROMPTS)
+    batch_size: int = Field(128, ge=1, le=MAX_BATCH)
 
     @model_validator(mode="after")
     def _check(self):
@@ -104,16 +107,21 @@ class ICTRSettings(Frozen):
 
 
 class ICGGeneralizationConfig(Frozen):
-    """Config of the icg-generalization study (presets in ``configs/icg-generalization/``).
+    """Config of the icg-generalization study (presets in ``iclab/configs/icg-generalization/``).
 
     ``sweep`` is the default grid of ``iclab sweep`` (dotted key → values); a single run
     ignores it.
+
+    Every size is capped (prompts and walks at most 10^6, batches 65,536, sequence lengths
+    2^20, layers 256; :mod:`iclab.limits`) and every float is finite, so a typo is refused
+    before anything is allocated.
     """
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     world: ICGWorld = ICGWorld()
     model: ICGModel = ICGModel()
     train: TrainConfig = TrainConfig()
+    log: LogConfig = LogConfig()
     probe: ICTRSettings = ICTRSettings()
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
 
@@ -128,3 +136,16 @@ class ICGGeneralizationConfig(Frozen):
             raise ValueError(f"model.max_len={self.model.max_len} is shorter than a document "
                              f"({seq} tokens); raise model.max_len")
         return self
+
+
+def footprint(cfg: ICGGeneralizationConfig, model_name: str | None = None) -> Footprint | None:
+    """Memory of training on whole documents and of the ICTR generations."""
+    device = run_device(cfg.train.device)
+    if model_name:
+        return pretrained_footprint(model_name, device)
+    seq = 1 + cfg.world.n_paragraphs * (cfg.world.paragraph_len + 1)
+    return training_footprint(cfg.model.spec(), cfg.world.vocab_size, seq, cfg.train.batch_size,
+                              probe_batch=min(cfg.probe.batch_size, cfg.probe.n_prompts), probe_seq=seq,
+                              device=device, precision=cfg.train.precision,
+                              knobs=("train.batch_size", "world.n_paragraphs", "world.paragraph_len", "model.size",
+                                     "probe.batch_size"))

@@ -5,10 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from iclab.models.build import build_model, n_params
-from iclab.models.load import load_model
+from iclab.models.load import load_model, save_trained
+from iclab.rows import Rows
 from iclab.runs.run import Run
 from iclab.studies.icg_generalization.config import ICGGeneralizationConfig
 from iclab.train.loop import train
+
+
+def describe(rows: Rows, k: int) -> str:
+    """What a probe step found: ICTR at k shots per topic set."""
+    at_k = rows.where(metric="ictr", pos=k)
+    return f"ICTR at k = {k}: " + ", ".join(f"{r.label} {r.value:.2f}" for r in at_k)
 
 
 def measure(cfg: ICGGeneralizationConfig, run: Run, model_name: str | None = None) -> None:
@@ -27,8 +34,9 @@ def measure(cfg: ICGGeneralizationConfig, run: Run, model_name: str | None = Non
         return p(m, prompts).tagged(step=step, model=name).rows
 
     result = train(model, world, cfg.train, data_seed=cfg.seed, ckpt_dir=run.ckpt_dir(name), probe=measure_at,
-                   label=name)
-    model.save_pretrained(run.path / "models" / name)
+                   label=name, describe=lambda rows: describe(rows, cfg.probe.report_shot), log=cfg.log,
+                   run_dir=run.path)
+    save_trained(model, run.path / "models" / name, 1 + world.n_paragraphs * (world.paragraph_len + 1))
     run.save_arrays("model", n_params=n_params(model))
     run.save_rows(result.rows)
 

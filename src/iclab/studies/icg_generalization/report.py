@@ -7,6 +7,7 @@ import numpy as np
 from iclab.rows import Row, Rows
 from iclab.runs.report import Figure, Report, Section, Table
 from iclab.runs.run import Run
+from iclab.studies.common import training_section
 from iclab.studies.icg_generalization import figures as figs
 from iclab.studies.icg_generalization.config import ICGGeneralizationConfig
 from iclab.worlds.icg import TOPIC_SETS
@@ -102,6 +103,7 @@ def report_trained(cfg: ICGGeneralizationConfig, run: Run) -> Report:
                     figures=[Figure(by_k, "ICTR_X(k) for X = R, C, U.")]),
             Section("Over training", figures=[Figure(over_training, f"ICTR at k = {k} and training loss "
                                                      "against the training step.")]),
+            *filter(None, [training_section(run, rows)]),
             Section("World and definitions", world_text(cfg)),
         ])
 
@@ -128,7 +130,8 @@ def summary(cfg: ICGGeneralizationConfig, size: int, tokens: int, rows: Rows, k:
     sets = [s for s in TOPIC_SETS if rows.where(label=s)]
     found = "; ".join(f"ICTR_{s} = {v('ictr', s):.2f} (untrained {v('ictr', s, 'untrained'):.2f}, "
                       f"Bayes-optimal {v('bayes_ictr', s):.2f})" for s in sets)
-    return (f"A {cfg.model.spec().family} model '{cfg.model.label}' ({size / 1e6:.2f}M parameters) trained "
+    return (f"{findings(cfg, v, sets, k)}\n\n"
+            f"A {cfg.model.spec().family} model '{cfg.model.label}' ({size / 1e6:.2f}M parameters) trained "
             f"{cfg.train.steps} steps ({tokens / 1e6:.1f}M tokens) on documents of {w.n_paragraphs} paragraphs of "
             f"{w.paragraph_len} tokens, topics of arity M = {w.arity} ({w.n_topics} topics; "
             f"|R| = {w.topic_set('R').size}, |C| = {w.topic_set('C').size}, |U| = {w.topic_set('U').size}), "
@@ -136,6 +139,34 @@ def summary(cfg: ICGGeneralizationConfig, size: int, tokens: int, rows: Rows, k:
             "Jiang et al. (2024): trained models repeat R topics; with enough compositionality (M = 3, 4) also "
             "C and U topics, which the Bayes-optimal predictor of the training distribution does not repeat; at "
             "M = 2 they repeat R but not U.")
+
+
+def findings(cfg: ICGGeneralizationConfig, v, sets: list[str], k: int) -> str:
+    """This run's findings at k shots from its numbers (``v(metric, set)``), flagging what contradicts
+    Jiang et al.'s: R topics repeated, and U topics repeated beyond the Bayes-optimal predictor only
+    with compositional topics (M ≥ 3)."""
+    M, out, warnings = cfg.world.arity, [], []
+    r = v("ictr", "R")
+    out.append(f"The trained model {'repeats' if r >= 0.5 else 'does not repeat'} the topic of R prompts "
+               f"(ICTR_R {r:.2f} at k = {k}, untrained {v('ictr', 'R', 'untrained'):.2f})")
+    if r < 0.5:
+        warnings.append("trained models should repeat R topics (ICTR_R < 0.5 here)")
+    for s in (x for x in ("C", "U") if x in sets):
+        gap = v("ictr", s) - v("bayes_ictr", s)
+        verb = "generalises to" if v("ictr", s) >= 0.5 and gap >= 0.2 else "does not repeat"
+        out.append(f"it {verb} {'unseen' if s == 'U' else 'non-repeated'} ({s}) topics: ICTR_{s} {v('ictr', s):.2f} "
+                   f"against {v('bayes_ictr', s):.2f} for the Bayes-optimal predictor")
+    if "U" in sets:
+        u = v("ictr", "U")
+        if M == 2 and u >= 0.5:
+            warnings.append("at M = 2 the paper finds no repetition of unseen topics (ICTR_U ≥ 0.5 here)")
+        if M >= 3 and u < 0.5:
+            warnings.append(f"at M = {M} the paper finds unseen topics repeated once enough topics are repeated in "
+                            f"training; this run (r_R = {cfg.world.r_repeat}) does not (ICTR_U < 0.5)")
+    text = "; ".join(out) + "."
+    return text + "".join(f" ⚠ Contradicts the expected finding: {w}." for w in warnings)
+
+
 def world_text(cfg: ICGGeneralizationConfig) -> str:
     return ("A k-shot prompt is <bos> x_1 <sep> ... x_k <sep> with x_i ~ p(x | t) for a topic t drawn uniformly "
             "from the set; the model samples L tokens at temperature 1. The generation is attributed to "
@@ -143,5 +174,5 @@ def world_text(cfg: ICGGeneralizationConfig) -> str:
             "malformed and counts as a miss. Prompts are nested over k (the k-shot prompt is the first k "
             "paragraphs of the k_max-shot one). The Bayes-optimal reference is the mean over the same prompts of "
             "p(β_{k+1} = t | x_1..x_k) under the training distribution.\n\n"
-            f"World: {cfg.world.model_dump()}.")
+            "World: " + ", ".join(f"{k} = {v}" for k, v in cfg.world.model_dump().items()) + ".")
 

@@ -16,11 +16,11 @@ arrays into the run), ``report.py`` (figures and prose from the stored run),
 ``figures.py`` (the plots).
 """
 
-from iclab.studies.induction_heads.config import InductionHeadsConfig
+from iclab.studies.induction_heads.config import InductionHeadsConfig, footprint
 from iclab.studies.induction_heads.measure import measure
 from iclab.studies.induction_heads.report import report
 from iclab.studies.study import Study
 
-STUDY = Study("induction-heads", config=InductionHeadsConfig, measure=measure, report=report)
+STUDY = Study("induction-heads", config=InductionHeadsConfig, measure=measure, report=report, footprint=footprint)
 
 __all__ = ["STUDY", "InductionHeadsConfig"]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from iclab.figures import heatmap, plt
+from iclab.figures import heatmap, model_colors, plt
 
 
-def phase_change(curves: dict[str, dict[str, np.ndarray]], transitions: dict[str, int | None]):
+def phase_change(curves: dict[str, dict[str, np.ndarray]], transitions: dict[str, int | None],
+                 threshold: float | None = None):
     """ICL score (left) and best induction score (right) against training step, per model;
-    the transition step of each model marked by a dashed line."""
+    the transition step of each model that shows the phase change marked by a dashed line,
+    the phase-change threshold by a dotted one."""
     fig, (ax_icl, ax_ind) = plt.subplots(1, 2, figsize=(11, 3.8))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for (name, c), color in zip(curves.items(), colors):
+    colors = model_colors(curves)
+    for name, c in curves.items():
+        color = colors[name]
         ax_icl.plot(c["step"], c["icl_score"], "o-", ms=3, color=color, label=name)
         ax_ind.plot(c["step"], c["induction_score"], "o-", ms=3, color=color, label=name)
         t = transitions.get(name)
@@ -21,6 +24,8 @@ def phase_change(curves: dict[str, dict[str, np.ndarray]], transitions: dict[str
                 ax.axvline(t, color=color, ls="--", lw=1)
     ax_icl.set(title="In-context learning score (loss late − loss early)", xlabel="training step",
                ylabel="nats (lower = more ICL)")
+    if threshold is not None:
+        ax_ind.axhline(threshold, color="gray", ls=":", lw=1)
     ax_ind.set(title="Best induction score over heads", xlabel="training step", ylabel="attention", ylim=(0, 1.02))
     ax_icl.legend()
     ax_ind.legend(title="dashed: transition")
@@ -55,11 +60,15 @@ def ablation_bars(results: dict[str, tuple[float, float, str]]):
     return fig
 
 
-def loss_by_position(curves: dict[str, np.ndarray], half: int | None):
-    """Mean next-token loss at each position of the repeated prompts."""
+def loss_by_position(curves: dict[str, dict[str, np.ndarray]], half: int | None):
+    """Mean next-token loss at each position of the repeated prompts, per model: ``curves[model]``
+    maps a condition (e.g. "intact", "ablated") to a curve; one colour per model, one line
+    style per condition."""
     fig, ax = plt.subplots(figsize=(7, 3.4))
-    for name, c in curves.items():
-        ax.plot(np.arange(len(c)), c, label=name)
+    colors = model_colors(curves)
+    for name, conditions in curves.items():
+        for (cond, c), style in zip(conditions.items(), ("-", "--", ":")):
+            ax.plot(np.arange(len(c)), c, style, color=colors[name], label=f"{name} {cond}")
     if half:
         ax.axvline(half, color="gray", ls=":", lw=1)
         ax.text(half, ax.get_ylim()[1], " second copy", va="top", fontsize=8, color="gray")

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from iclab.models.build import build_model, n_params
-from iclab.models.load import load_model
+from iclab.models.load import context_limits, load_model, save_trained
 from iclab.probes.ablation import HeadAblation
 from iclab.probes.icl_score import ICLScore
 from iclab.probes.induction import InductionScores, top_heads
@@ -39,6 +39,14 @@ def ablate(model, prompts, scores: np.ndarray, cfg: InductionHeadsConfig, half: 
     return probe(model, prompts), heads
 
 
+def describe(rows: Rows) -> str:
+    """What a probe step found: the best head and the ICL score."""
+    scores = rows.where(metric="induction_score")
+    best = max(scores, key=lambda r: r.value)
+    return (f"best induction score {best.value:.2f} (L{best.layer}H{best.head}), "
+            f"ICL score {rows.where(probe='icl', label=None).value('icl_score'):+.2f} nats")
+
+
 def measure(cfg: InductionHeadsConfig, run: Run, model_name: str | None = None) -> None:
     """Train one attention-only model per depth in ``cfg.layers`` (or load ``model_name``), score
     every head over training, and ablate the induction heads at the end."""
@@ -59,9 +67,9 @@ def measure(cfg: InductionHeadsConfig, run: Run, model_name: str | None = None) 
             return head_scores(m, prompts, controls, cfg, half).tagged(step=step, model=name).rows
 
         result = train(model, cfg.world, cfg.train, data_seed=cfg.seed, ckpt_dir=run.ckpt_dir(name),
-                       probe=probe, label=name)
+                       probe=probe, label=name, describe=describe, log=cfg.log, run_dir=run.path)
         rows += result.rows
-        model.save_pretrained(run.path / "models" / name)
+        save_trained(model, run.path / "models" / name, cfg.world.seq_len)
 
         final = head_scores(model, prompts, controls, cfg, half)
         abl, heads = ablate(model, prompts, final.arrays["induction_score"], cfg, half)
@@ -77,12 +85,15 @@ def measure_pretrained(cfg: InductionHeadsConfig, run: Run, model_name: str) -> 
     vocab = model.get_output_embeddings().weight.shape[0]
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     allowed = np.array([t for t in range(vocab) if t not in special])
-    half = cfg.half(pretrained=True)
+    half = cfg.half(pretrained=True, limits=context_limits(model))
     rng = np.random.default_rng([cfg.seed, 1])
     prompts = allowed[repeated_prompts(rng, cfg.probe.n_prompts, half, 0, len(allowed)).tokens]
     controls = allowed[rng.integers(0, len(allowed), size=(cfg.probe.n_prompts, 2 * half))]
     with torch.no_grad():
         res = head_scores(model, prompts, controls, cfg, half)
         abl, heads = ablate(model, prompts, res.arrays["induction_score"], cfg, half)
-    run.save_arrays("pretrained", **res.arrays, **abl.arrays, heads=np.array(heads).reshape(-1, 2))
-    run.save_rows(res.tagged(model=model_name).rows + abl.tagged(model=model_name).rows)
+    run.save_arrays("pretrained", **res.arrays, **abl.arrays, heads=np.array(heads).reshape(-1, 2), half=half,
+                    trained_context=context_limits(model)[0] or 0)
+    scores = res.rows.where(probe="induction").tagged(pos=2 * half)  # the prompt length these scores hold for
+    others = Rows(r for r in res.rows if r.probe != "induction")
+    run.save_rows((scores + others + abl.rows).tagged(model=model_name))

@@ -33,11 +33,12 @@ error curves, shifts, probe: rows and arrays into the run), ``shifts.py`` (the s
 ``report.py`` (figures, tables and the summary from the stored run), ``figures.py``.
 """
 
-from iclab.studies.regression_icl.config import RegressionICLConfig
-from iclab.studies.regression_icl.measure import measure
+from iclab.studies.regression_icl.config import RegressionICLConfig, footprint
+from iclab.studies.regression_icl.measure import check_vector_model, measure
 from iclab.studies.regression_icl.report import report
 from iclab.studies.study import Study
 
-STUDY = Study("regression-icl", config=RegressionICLConfig, measure=measure, report=report)
+STUDY = Study("regression-icl", config=RegressionICLConfig, measure=measure, report=report, footprint=footprint,
+              check_model=check_vector_model)
 
 __all__ = ["STUDY", "RegressionICLConfig"]

@@ -1,4 +1,4 @@
-"""Config of the regression-icl study (presets in ``configs/regression-icl/``)."""
+"""Config of the regression-icl study (presets in ``iclab/configs/regression-icl/``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from iclab.baselines import baseline_class, baseline_names
-from iclab.config import Frozen, TrainConfig
+from iclab.config import Frozen, LogConfig, TrainConfig
+from iclab.limits import MAX_BATCH, MAX_ITEMS, MAX_MLP, MAX_PROMPTS, MAX_SEED, MAX_SEQ, MAX_STEPS
 from iclab.models.build import ModelSpec
+from iclab.models.memory import Footprint, pretrained_footprint, run_device, training_footprint
 from iclab.worlds.regression import (Curriculum, DecisionTree, LinearRegression, RegressionWorld, ReluNet,
                                      SparseLinearRegression)
 
@@ -53,12 +55,12 @@ class FunctionClass(Frozen):
     """
 
     kind: Kind = "linear"
-    dim: int = Field(20, ge=1)
-    points: int = Field(41, ge=2)
+    dim: int = Field(20, ge=1, le=MAX_ITEMS)
+    points: int = Field(41, ge=2, le=MAX_SEQ)
     noise_std: float | None = Field(None, ge=0.0)
-    sparsity: int = Field(3, ge=1)
+    sparsity: int = Field(3, ge=1, le=MAX_ITEMS)
     depth: int = Field(4, ge=1, le=16)
-    hidden: int = Field(100, ge=1)
+    hidden: int = Field(100, ge=1, le=MAX_MLP)
     curriculum: Curriculum | None = None
 
     @model_validator(mode="after")
@@ -149,7 +151,7 @@ class GDSettings(Frozen):
         ``d <= 10``, Garg et al.'s ``d = 20`` wants about 0.02.
     """
 
-    steps: int = Field(100, ge=1)
+    steps: int = Field(100, ge=1, le=MAX_STEPS)
     lr: float = Field(0.05, gt=0.0)
 
 
@@ -171,12 +173,12 @@ class EvalSettings(Frozen):
     batch_size : int, default 256
     """
 
-    n_prompts: int = Field(512, ge=4)
-    baselines: list[BaselineEntry] | None = None
-    bootstrap: int = Field(1000, ge=10)
+    n_prompts: int = Field(512, ge=4, le=MAX_PROMPTS)
+    baselines: list[BaselineEntry] | None = Field(None, max_length=100)
+    bootstrap: int = Field(1000, ge=10, le=MAX_PROMPTS)
     level: float = Field(0.9, gt=0.0, lt=1.0)
-    eval_every_prompts: int = Field(256, ge=4)
-    batch_size: int = Field(256, ge=1)
+    eval_every_prompts: int = Field(256, ge=4, le=MAX_PROMPTS)
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH)
 
     @field_validator("baselines")
     @classmethod
@@ -212,7 +214,7 @@ class ShiftSettings(Frozen):
                                                           "noisy-y", "subspace"])
     scale: float = Field(2.0, gt=0.0)
     noise_std: float = Field(1.0, ge=0.0)
-    n_prompts: int = Field(256, ge=4)
+    n_prompts: int = Field(256, ge=4, le=MAX_PROMPTS)
 
 
 class ProbeSettings(Frozen):
@@ -239,20 +241,21 @@ class ProbeSettings(Frozen):
     """
 
     enabled: bool = True
-    n_prompts: int = Field(256, ge=8)
-    min_examples: int = Field(1, ge=1)
+    n_prompts: int = Field(256, ge=8, le=MAX_PROMPTS)
+    min_examples: int = Field(1, ge=1, le=MAX_SEQ)
     alpha: float = Field(0.01, ge=0.0)
     test_fraction: float = Field(0.25, gt=0.0, lt=1.0)
 
 
 class RegressionICLConfig(Frozen):
-    """Config of the regression-icl study (presets in ``configs/regression-icl/``)."""
+    """Config of the regression-icl study (presets in ``iclab/configs/regression-icl/``)."""
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     world: FunctionClass = FunctionClass()
     model: ModelSpec = ModelSpec(family="gpt2", n_layers=12, d_model=256, n_heads=8, max_len=82)
     train: TrainConfig = TrainConfig(steps=500_000, batch_size=64, lr=1e-4, warmup=0, min_lr_ratio=1.0,
                                      weight_decay=0.0, grad_clip=0.0, eval_every=10_000, ckpt_every=10_000)
+    log: LogConfig = LogConfig()
     gd: GDSettings = GDSettings()
     eval: EvalSettings = EvalSettings()
     shifts: ShiftSettings = ShiftSettings()
@@ -299,3 +302,20 @@ def default_baselines(world: FunctionClass, gd: GDSettings) -> list[BaselineEntr
     if world.kind == "relu-net":
         out.append(BaselineEntry(baseline="nn-gd"))
     return out
+
+
+def footprint(cfg: RegressionICLConfig, model_name: str | None = None) -> Footprint | None:
+    """Memory of training the regression transformer (a vector model: a vocabulary of 1, a read-in of
+    ``dim`` inputs, prompts of ``2 * points`` tokens) and of its evaluation, where the linear probe
+    keeps every layer's state at each probed position of every probe prompt; or the weights of a
+    saved model (see :mod:`iclab.models.memory`)."""
+    device = run_device(cfg.train.device)
+    if model_name:
+        return pretrained_footprint(model_name, device)
+    seq, d, layers, dim = 2 * cfg.world.points, cfg.model.d_model, cfg.model.n_layers, cfg.world.dim
+    probed = cfg.probe.n_prompts * (cfg.world.points - cfg.probe.min_examples) if cfg.probe.enabled else 0
+    return training_footprint(cfg.model, 1, seq, cfg.train.batch_size, probe_batch=cfg.eval.batch_size,
+                              probe_seq=seq, stored_floats=probed * (layers * d + 6 * dim),
+                              extra_params=(dim + 2) * d, device=device, precision=cfg.train.precision,
+                              knobs=("train.batch_size", "world.points", "model.d_model", "model.n_layers",
+                                     "eval.batch_size", "probe.n_prompts"))

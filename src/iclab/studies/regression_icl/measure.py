@@ -4,7 +4,6 @@ probe for the least-squares weight vector and the GD iterate in the hidden state
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,7 +51,7 @@ def curve_rows(errors: np.ndarray, signal: float, rng_seed: list[int], n_resampl
     mean, se = e.mean(axis=0), e.std(axis=0, ddof=1) / np.sqrt(len(e))
     rows = Rows()
     for j, pos in enumerate(np.nonzero(keep)[0]):
-        rows += [Row("icl-error", m, float(v[j]), pos=int(pos))
+        rows += [Row("icl_error", m, float(v[j]), pos=int(pos))
                  for m, v in (("error", mean), ("error_se", se), ("error_lo", lo), ("error_hi", hi))]
     return rows
 
@@ -133,13 +132,25 @@ def probe_rows(model, targets: dict[str, ProbeTargets], cfg: RegressionICLConfig
     return rows
 
 
-def load_vector_model(name: str) -> VectorModel:
-    """A :class:`VectorModel` saved with ``save`` (e.g. ``models/transformer`` of an earlier run)."""
-    if not (Path(name) / CONFIG_FILE).is_file():
+def describe(rows: Rows) -> str:
+    """What a probe step found: the model's error on the tracking prompts at the last point."""
+    err = rows.where(probe="icl_error", metric="error")
+    last = max(err.unique("pos"))
+    return f"error at n = {last}: {err.value('error', pos=last):.3f}"
+
+
+def check_vector_model(name: str) -> None:
+    """Refuse, before the run starts, a ``--model`` that is not a saved :class:`VectorModel` directory."""
+    if not (Path(name).expanduser() / CONFIG_FILE).is_file():
         raise ModelLoadError(f"regression-icl evaluates a regression transformer with vector inputs: --model must "
                              f"be a directory saved by VectorModel.save (with {CONFIG_FILE}), such as "
                              f"<run>/models/transformer; {name!r} is not one (a text LM cannot read x vectors)")
-    return VectorModel.load(name)
+
+
+def load_vector_model(name: str) -> VectorModel:
+    """A :class:`VectorModel` saved with ``save`` (e.g. ``models/transformer`` of an earlier run)."""
+    check_vector_model(name)
+    return VectorModel.load(Path(name).expanduser())
 
 
 def measure(cfg: RegressionICLConfig, run: Run, model_name: str | None = None) -> None:
@@ -159,19 +170,16 @@ def measure(cfg: RegressionICLConfig, run: Run, model_name: str | None = None) -
 
         def probe(m, step):
             e = squared_errors(m, track).mean(axis=0) / cfg.world.signal  # (points,)
-            out = Rows(Row("icl-error", "error", float(v), pos=i, step=step, model=MODEL, label="training")
+            out = Rows(Row("icl_error", "error", float(v), pos=i, step=step, model=MODEL, label="training")
                        for i, v in enumerate(e))
             if step == 0 and probing:
                 out += probe_rows(m, targets, cfg).tagged(step=0)
             return out
 
-        start = time.perf_counter()
         result = train(model, world, cfg.train, data_seed=cfg.seed, ckpt_dir=run.ckpt_dir(MODEL), probe=probe,
-                       label=MODEL)
-        seconds = time.perf_counter() - start
-        model.save(run.path / "models" / MODEL)
+                       label=MODEL, describe=describe, log=cfg.log, run_dir=run.path)
+        model.save(run.path / "models" / MODEL)  # VectorModel's own format; --model loads it back
         step, rows = result.step, Rows(result.rows)
-        run.update_meta(train_seconds=round(seconds, 1))
     batch = evaluation.sample(np.random.default_rng([cfg.seed, 2]), cfg.eval.n_prompts)
     curves, raw = error_curves(model, world, cfg, batch)
     rows += curves.tagged(step=step)

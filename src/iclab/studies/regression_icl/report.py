@@ -8,6 +8,7 @@ import numpy as np
 from iclab.rows import Rows
 from iclab.runs.report import Figure, Report, Section, Table
 from iclab.runs.run import Run
+from iclab.studies.common import training_section
 from iclab.studies.regression_icl import figures as figs
 from iclab.studies.regression_icl.config import FunctionClass, RegressionICLConfig
 from iclab.studies.regression_icl.measure import MODEL
@@ -31,6 +32,16 @@ EXPECTED = {
 FLOOR = 0.01
 
 
+def num(v: float) -> str:
+    """A number in prose, for people: 3 significant digits, no exponent below 0.001 (noiseless least
+    squares reaches float rounding, ~1e-13, after d examples)."""
+    if v != v:
+        return "–"
+    if 0 < abs(v) < 5e-4:
+        return "<0.001" if v > 0 else ">−0.001"
+    return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.3g}" if abs(v) >= 0.01 or v == 0 else f"{v:.3f}"
+
+
 def check_points(world: FunctionClass) -> dict[str, int]:
     """The n at which the report reads the curves: d/2, d and 2d (capped at the last point)."""
     last = world.points - 1
@@ -44,17 +55,18 @@ def finding(kind: str, at: dict[str, dict[str, float]], last: dict[str, float]) 
         if kind in ("linear", "noisy-linear"):
             m, ls, avg = at["2d"][MODEL], at["2d"]["least-squares"], at["2d"]["averaging"]
             ok = m <= 2 * max(ls, FLOOR if kind == "linear" else 0.0) and m < avg
-            return ok, (f"at n = 2d the transformer's error is {m:.3g}, least squares {ls:.3g} (2x: "
-                        f"{2 * ls:.3g}{f', floor {FLOOR}' if kind == 'linear' else ''}), averaging {avg:.3g}")
+            return ok, (f"at n = 2d the transformer's error is {num(m)}, least squares {num(ls)} (2x: "
+                        f"{num(2 * ls)}{f', floor {FLOOR}' if kind == 'linear' else ''}), averaging {num(avg)}")
         if kind == "sparse-linear":
             m, ls, lasso = at["d/2"][MODEL], at["d/2"]["least-squares"], at["d/2"]["lasso"]
             ok = m < ls and m <= 2 * max(lasso, FLOOR)
-            return ok, f"at n = d/2 the transformer's error is {m:.3g}, least squares {ls:.3g}, Lasso {lasso:.3g}"
+            return ok, f"at n = d/2 the transformer's error is {num(m)}, least squares {num(ls)}, Lasso {num(lasso)}"
         if kind == "decision-tree":
             m, trees = last[MODEL], min(last["tree-4"], last["tree"])
-            return m < trees, f"at the last point the transformer's error is {m:.3g}, the better greedy tree {trees:.3g}"
+            return m < trees, (f"at the last point the transformer's error is {num(m)}, the better greedy tree "
+                               f"{num(trees)}")
         m, nn = last[MODEL], last["nn-gd"]
-        return m < nn, f"at the last point the transformer's error is {m:.3g}, the 2-layer net by GD {nn:.3g}"
+        return m < nn, f"at the last point the transformer's error is {num(m)}, the 2-layer net by GD {num(nn)}"
     except KeyError as e:
         return None, f"the check needs the predictor {e.args[0]!r}, which this run did not evaluate"
 
@@ -91,7 +103,7 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
     world, d = cfg.world, cfg.world.dim
     errors = run.load_arrays("errors")
     n_params = int(run.load_arrays("model")["n_params"])
-    final = rows.where(probe="icl-error", label=None)
+    final = rows.where(probe="icl_error", label=None)
     labels = final.unique("model")
     colors = figs.colors_for(labels)
     curves = {label: curve(final.where(model=label)) for label in labels}
@@ -111,7 +123,7 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
     def cell(label: str, n: int) -> str:
         c = curves[label]
         i = list(c[0]).index(n)
-        return f"{c[1][i]:.3g} [{c[2][i]:.3g}, {c[3][i]:.3g}]"
+        return f"{num(c[1][i])} [{num(c[2][i])}, {num(c[3][i])}]"
 
     n_cols = list(dict.fromkeys(points.values()))
     median = {label: np.median(e, axis=0) / world.signal for label, e in errors.items()}
@@ -128,22 +140,21 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
         k = int(ls[0][1:][np.argmax(ls[1][1:])])
         mc = curves[MODEL]
         mk = int(mc[0][1:][np.argmax(mc[1][1:])])
-        peak_text = (f"Least squares' error is highest at n = {k} ({ls[1][list(ls[0]).index(k)]:.3g}); the "
-                     f"transformer's at n = {mk} ({mc[1][list(mc[0]).index(mk)]:.3g}), and at n = d = {points['d']} it "
-                     f"is {at['d'][MODEL]:.3g}.")
+        peak_text = (f"Least squares' error is highest at n = {k} ({num(ls[1][list(ls[0]).index(k)])}); the "
+                     f"transformer's at n = {mk} ({num(mc[1][list(mc[0]).index(mk)])}), and at n = d = "
+                     f"{points['d']} it is {num(at['d'][MODEL])}.")
 
     # ---- summary paragraph, from this run's numbers
     others = [label for label in labels if label not in (MODEL, "zero")]
     n2d = points["2d"]
-    listing = ", ".join(f"{label} {at['2d'][label]:.3g}" for label in others)
+    listing = ", ".join(f"{label} {num(at['2d'][label])}" for label in others)
     verdict = {True: "This run shows the expected finding.",
-               False: "THIS RUN CONTRADICTS THE EXPECTED FINDING.",
+               False: f"⚠ Contradicts the expected finding: {EXPECTED[world.kind]}.",
                None: "The expected finding could not be checked."}[ok]
     ridge = next((e for e in cfg.baselines() if e.baseline == "ridge"), None)
     ridge_text = (f" Ridge uses α = {ridge.params.get('alpha', 0.01):g}"
                   + (f" = σ², the posterior mean for w ~ N(0, I) (Bayes-optimal)." if world.sigma > 0 and
                      abs(ridge.params.get("alpha", 0.01) - world.sigma**2) < 1e-12 else ".")) if ridge else ""
-    timing = run.meta.get("train_seconds")
     model_text = (f"The regression transformer loaded from {run.meta['model']} ({n_params:,} parameters), evaluated"
                   if run.meta.get("model") else
                   f"A {cfg.model.family} transformer ({cfg.model.n_layers} layers, width {cfg.model.d_model}, "
@@ -153,10 +164,9 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
     summary = (f"{model_text} on {describe_world(cfg)}. "
                f"Errors are squared errors divided by {SIGNAL_WORDS.get(world.kind, 'd')} (Garg et al.'s "
                f"normalisation: predicting 0 scores about 1), averaged over {cfg.eval.n_prompts} prompts.{ridge_text} "
-               f"At {n2d_text} the transformer's error is {at['2d'][MODEL]:.3g}; {listing}; predicting 0 "
-               f"{at['2d']['zero']:.3g}. {peak_text} Expected (Garg et al. 2022): {EXPECTED[world.kind]}. "
-               f"Here {evidence}. {verdict}"
-               + (f" Training took {timing:.0f} s ({step / timing:.1f} steps/s)." if timing and step else ""))
+               f"At {n2d_text} the transformer's error is {num(at['2d'][MODEL])}; {listing}; predicting 0 "
+               f"{num(at['2d']['zero'])}. {peak_text} Expected (Garg et al. 2022): {EXPECTED[world.kind]}. "
+               f"Here {evidence}. {verdict}")
 
     sections = [Section("Error against in-context examples",
                         f"Squared error divided by {SIGNAL_WORDS.get(world.kind, 'd')}, against the number n of "
@@ -168,7 +178,7 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
                         tables=[err_table])]
 
     # ---- training curve
-    track = rows.where(probe="icl-error", metric="error", model=MODEL, label="training")
+    track = rows.where(probe="icl_error", metric="error", model=MODEL, label="training")
     if track:
         steps = np.array(sorted(track.unique("step")))
         model_curves = {f"n = {n} ({k})": track.where(pos=n).series("step")[1] for k, n in points.items()}
@@ -210,7 +220,7 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
                           no_shift + table_rows, caption="At n = 2d (the last n < d for the subspace shift).")]))
 
     # ---- linear probe
-    probe = rows.where(probe="linear-probe")
+    probe = rows.where(probe="linear_probe")
     if probe:
         labels_tt = probe.unique("label")  # "<target>@<token>"
         targets = list(dict.fromkeys(lab.split("@")[0] for lab in labels_tt))
@@ -253,5 +263,6 @@ def report(cfg: RegressionICLConfig, run: Run) -> Report:
                                                                for lab in labels_tt]]
                                                  for li, layer in enumerate(layers)],
                           caption=f"Held-out R² at step {end}, target@token.")]))
+    sections += filter(None, [training_section(run, rows)])
     return Report(title=f"In-context regression ({world.kind}): transformers against learning algorithms",
                   summary=summary, sections=sections)

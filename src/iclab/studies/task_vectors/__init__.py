@@ -38,7 +38,7 @@ from iclab.runs.report import Report
 from iclab.runs.run import Run
 from iclab.studies.study import Study
 from iclab.studies.task_vectors.config import (NaturalSettings, PatchingSettings, SyntheticSettings,
-                                               TaskVectorsConfig)
+                                               TaskVectorsConfig, footprint)
 from iclab.studies.task_vectors.natural import measure_pretrained
 from iclab.studies.task_vectors.natural_report import report_pretrained
 from iclab.studies.task_vectors.synthetic import measure_trained
@@ -55,6 +55,6 @@ def report(cfg: TaskVectorsConfig, run: Run) -> Report:
     return report_pretrained(cfg, run, model_name) if model_name else report_trained(cfg, run)
 
 
-STUDY = Study("task-vectors", config=TaskVectorsConfig, measure=measure, report=report)
+STUDY = Study("task-vectors", config=TaskVectorsConfig, measure=measure, report=report, footprint=footprint)
 
 __all__ = ["STUDY", "NaturalSettings", "PatchingSettings", "SyntheticSettings", "TaskVectorsConfig"]

@@ -1,14 +1,16 @@
-"""Config of the task-vectors study (presets in ``configs/task-vectors/``)."""
+"""Config of the task-vectors study (presets in ``iclab/configs/task-vectors/``)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from iclab.baselines import baseline_names
-from iclab.config import Frozen, TrainConfig
+from iclab.config import Frozen, LogConfig, TrainConfig
+from iclab.limits import MAX_BATCH, MAX_ITEMS, MAX_LAYERS, MAX_LIST, MAX_PROMPTS, MAX_SEED, MAX_SEQ
 from iclab.models.build import ModelSpec
+from iclab.models.memory import Footprint, pretrained_footprint, run_device, training_footprint
 from iclab.models.vector import x_position, y_position
 from iclab.train.finetune import FinetuneSettings
 from iclab.worlds.regression import SparseLinearMixture
@@ -48,18 +50,18 @@ class SyntheticSettings(Frozen):
     batch_size : int, default 256
     """
 
-    n_per_basis: int = Field(100, ge=4)
-    k: int = Field(10, ge=1)
+    n_per_basis: int = Field(100, ge=4, le=MAX_PROMPTS)
+    k: int = Field(10, ge=1, le=MAX_ITEMS)
     td_position: Literal["last_x", "last_y"] = "last_x"
     repr_position: Literal["last_x", "last_y"] = "last_y"
-    repr_layer: int | None = Field(None, ge=0)
-    marks: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+    repr_layer: int | None = Field(None, ge=0, le=MAX_LAYERS)
+    marks: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9], max_length=MAX_LIST)
     umap: bool = True
-    umap_neighbors: int = Field(15, ge=2)
+    umap_neighbors: int = Field(15, ge=2, le=MAX_ITEMS)
     umap_min_dist: float = Field(0.1, ge=0)
-    eval_per_basis: int = Field(64, ge=1)
-    baselines: list[str] = Field(default_factory=lambda: list(DEFAULT_BASELINES))
-    batch_size: int = Field(256, ge=1)
+    eval_per_basis: int = Field(64, ge=1, le=MAX_PROMPTS)
+    baselines: list[str] = Field(default_factory=lambda: list(DEFAULT_BASELINES), max_length=MAX_LIST)
+    batch_size: int = Field(256, ge=1, le=MAX_BATCH)
 
     @field_validator("baselines")
     @classmethod
@@ -104,15 +106,16 @@ class NaturalSettings(Frozen):
     """
 
     families: list[Literal["bitwise", "pos"]] = Field(default_factory=lambda: ["bitwise", "pos"], min_length=1)
-    shots: list[int] = Field(default_factory=lambda: [1, 4, 10], min_length=1)
-    main_shots: int = Field(4, ge=1)
-    n_prompts: int = Field(100, ge=4)
-    k: int = Field(10, ge=1)
+    shots: list[Annotated[int, Field(le=MAX_SEQ)]] = Field(default_factory=lambda: [1, 4, 10], min_length=1,
+                                                          max_length=MAX_LIST)
+    main_shots: int = Field(4, ge=1, le=MAX_ITEMS)
+    n_prompts: int = Field(100, ge=4, le=MAX_PROMPTS)
+    k: int = Field(10, ge=1, le=MAX_ITEMS)
     prompting_control: bool = True
     conllu: str | None = None
-    max_new_tokens: int | None = Field(None, ge=1)
-    batch_size: int = Field(16, ge=1)
-    checkpoints: list[str] = Field(default_factory=list)
+    max_new_tokens: int | None = Field(None, ge=1, le=MAX_SEQ)
+    batch_size: int = Field(16, ge=1, le=MAX_BATCH)
+    checkpoints: list[str] = Field(default_factory=list, max_length=MAX_LIST)
 
     @field_validator("shots")
     @classmethod
@@ -145,23 +148,29 @@ class PatchingSettings(Frozen):
     """
 
     enabled: bool = True
-    layers: list[int] | None = None
+    layers: list[Annotated[int, Field(ge=0, le=MAX_LAYERS)]] | None = Field(None, max_length=MAX_LAYERS)
     mode: Literal["replace", "add"] = "replace"
     where: Literal["arrows", "query"] = "arrows"
-    demo_prompts: int = Field(20, ge=1)
-    query_prompts: int = Field(50, ge=1)
-    query_shots: int = Field(0, ge=0)
-    n_seeds: int = Field(3, ge=1)
+    demo_prompts: int = Field(20, ge=1, le=MAX_PROMPTS)
+    query_prompts: int = Field(50, ge=1, le=MAX_PROMPTS)
+    query_shots: int = Field(0, ge=0, le=MAX_ITEMS)
+    n_seeds: int = Field(3, ge=1, le=MAX_ITEMS)
 
 
 class TaskVectorsConfig(Frozen):
-    """Config of the task-vectors study (presets in ``configs/task-vectors/``)."""
+    """Config of the task-vectors study (presets in ``iclab/configs/task-vectors/``).
 
-    seed: int = 0
+    Every size is capped (prompts and walks at most 10^6, batches 65,536, sequence lengths
+    2^20, layers 256; :mod:`iclab.limits`) and every float is finite, so a typo is refused
+    before anything is allocated.
+    """
+
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     world: SparseLinearMixture = SparseLinearMixture()
     model: ModelSpec = ModelSpec(family="gpt2", n_layers=12, d_model=256, n_heads=8, max_len=64)
     train: TrainConfig = TrainConfig(steps=80_000, batch_size=128, lr=1e-4, betas=(0.9, 0.9999), warmup=0,
                                      min_lr_ratio=1.0, weight_decay=0.0, eval_every=1000, ckpt_every=5000)
+    log: LogConfig = LogConfig()
     probe: SyntheticSettings = SyntheticSettings()
     natural: NaturalSettings = NaturalSettings()
     patching: PatchingSettings = PatchingSettings()
@@ -191,3 +200,19 @@ def read_position(world: SparseLinearMixture, position: str) -> int:
     (each example ``(x_i, y_i)`` is two tokens, :class:`~iclab.models.vector.VectorModel`)."""
     last = world.points - 1
     return int(y_position(last) if position == "last_y" else x_position(last))
+
+
+def footprint(cfg: TaskVectorsConfig, model_name: str | None = None) -> Footprint | None:
+    """Memory of the synthetic part (a vector model: no vocabulary, a read-in of ``dim`` inputs;
+    TD keeps every prompt's hidden states), or the weights of a pretrained model."""
+    device = run_device(cfg.train.device)
+    if model_name:
+        return pretrained_footprint(model_name, device)
+    seq, d, layers = 2 * cfg.world.points, cfg.model.d_model, cfg.model.n_layers
+    prompts = cfg.world.n_bases * max(cfg.probe.n_per_basis, cfg.probe.eval_per_basis)
+    return training_footprint(cfg.model, 1, seq, cfg.train.batch_size,
+                              probe_batch=min(cfg.probe.batch_size, prompts), probe_seq=seq,
+                              stored_floats=prompts * 2 * d * layers, extra_params=(cfg.world.dim + 2) * d,
+                              device=device, precision=cfg.train.precision,
+                              knobs=("train.batch_size", "world.points", "model.d_model", "model.n_layers",
+                                     "probe.batch_size", "probe.n_per_basis"))

@@ -69,6 +69,14 @@ def error_curves(model: VectorModel, cfg: TaskVectorsConfig) -> Rows:
     return rows
 
 
+def describe(rows: Rows) -> str:
+    """What a probe step found: the best mean TD (at the first position read) and the eval loss."""
+    td = rows.where(probe="td", metric="td")
+    at = td.where(pos=td[0].pos)
+    best = max(at, key=lambda r: r.value)
+    return f"best TD {best.value:.2f} (layer {best.layer}), eval loss {rows.where(label='all').value('loss'):.3f}"
+
+
 def measure_trained(cfg: TaskVectorsConfig, run: Run) -> None:
     """Train the regression transformer on the sparse mixture; trace loss, TD and representations."""
     world = cfg.world
@@ -85,7 +93,7 @@ def measure_trained(cfg: TaskVectorsConfig, run: Run) -> None:
         return measure_synthetic(m, prompts, cfg, save).tagged(step=step, model="transformer")
 
     result = train(model, world, cfg.train, data_seed=cfg.seed, ckpt_dir=run.ckpt_dir("transformer"),
-                   probe=probe, label="transformer")
+                   probe=probe, label="transformer", describe=describe, log=cfg.log, run_dir=run.path)
     rows = Rows(result.rows)
     model.save(run.path / "models" / "transformer")
     rows += error_curves(model, cfg).tagged(step=result.step)

@@ -1,0 +1,33 @@
+"""Write the table of science checks × seeds from the JUnit files of ``make seeds``.
+
+Usage: ``python scripts/seeds_table.py seeds/`` (reads ``seeds/seed-<n>.xml``), prints Markdown.
+"""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+
+def main(folder: str) -> None:
+    results: dict[str, dict[int, str]] = {}
+    seeds = []
+    for path in sorted(Path(folder).glob("seed-*.xml")):
+        seed = int(path.stem.split("-")[1])
+        seeds.append(seed)
+        for case in ET.parse(path).getroot().iter("testcase"):
+            name = f"{Path(case.get('classname', '').replace('.', '/')).name}::{case.get('name')}"
+            outcome = "fail" if case.find("failure") is not None or case.find("error") is not None else \
+                "skipped" if case.find("skipped") is not None else "pass"
+            results.setdefault(name, {})[seed] = f"{outcome} ({float(case.get('time', 0)):.0f} s)"
+    print("| science check | " + " | ".join(f"seed {s}" for s in seeds) + " |")
+    print("|---|" + "---|" * len(seeds))
+    for name, by_seed in sorted(results.items()):
+        print(f"| {name} | " + " | ".join(by_seed.get(s, "–") for s in seeds) + " |")
+    passed = {s: all(r.get(s, "").startswith("pass") for r in results.values()) for s in seeds}
+    print("\nSeeds at which every check passes: " + ", ".join(str(s) for s, ok in passed.items() if ok))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "seeds")

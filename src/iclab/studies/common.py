@@ -1,0 +1,25 @@
+"""Pieces every study's report shares: the training curves section."""
+
+from __future__ import annotations
+
+from iclab.figures import training_curves
+from iclab.rows import Rows
+from iclab.runs.report import Figure, Section
+from iclab.runs.run import Run
+
+
+def training_section(run: Run, rows: Rows) -> Section | None:
+    """Loss, learning rate and gradient norm over training, one line per model trained (the
+    ``log`` rows); None when nothing was trained here."""
+    log = rows.where(probe="log")
+    if not log:
+        return None
+    curves = {m: {metric: log.where(model=m, metric=metric).series("step") for metric in ("loss", "lr", "grad_norm")}
+              for m in log.unique("model")}
+    speed = rows.where(probe="speed", metric="tokens_per_s")
+    points = min(len(c["loss"][0]) for c in curves.values())
+    text = (f"{points} points per model (train.log_every). Mean throughput: "
+            + ", ".join(f"{m} {speed.where(model=m).values().mean():,.0f} tokens/s" for m in curves) + ".")
+    fig = run.save_figure(training_curves(curves), "training_curves")
+    return Section("Training", text, figures=[Figure(fig, "Training loss (mean over each logging interval), "
+                                                          "learning rate and gradient norm against the step.")])
