@@ -177,7 +177,7 @@ def summary(cfg: BayesianICLConfig, run: Run, res: Results, lstm: Results | None
         steps = int(run.load_arrays("model")["final_step"])
         tokens = steps * cfg.train.batch_size * w.doc_len
         m = cfg.model
-        lines.append(f"A {m.family} model ({m.n_layers} layers, width {m.d_model}, {size / 1e6:.2f}M parameters) "
+        lines.append(f"A {m.family} model ({m.n_layers} layers, width {m.d_model}, {size:,} parameters) "
                      f"trained {steps} steps ({tokens / 1e6:.1f}M tokens) on documents of {w.doc_len} tokens from "
                      f"{w.n_pretrain_concepts} of the world's {w.n_concepts} concepts ({w.n_entities} entities × "
                      f"{w.n_properties} properties, {w.n_symbols} symbols).")
@@ -209,7 +209,7 @@ def summary(cfg: BayesianICLConfig, run: Run, res: Results, lstm: Results | None
         size = int(run.load_arrays(LSTM)["n_params"])
         by_l = [f"l = {l}: {lstm.value('accuracy', 'id', l, zero):.2f} → {lstm.value('accuracy', 'id', l, K):.2f}"
                 for l in res.lengths]
-        lines.append(f"The LSTM baseline ({cfg.lstm.n_layers} layer(s), width {cfg.lstm.d_model}, {size / 1e6:.2f}M "
+        lines.append(f"The LSTM baseline ({cfg.lstm.n_layers} layer(s), width {cfg.lstm.d_model}, {size:,} "
                      "parameters, same documents): " + "; ".join(by_l) + ".")
     if len(res.lengths) > 1:
         accK = [res.value("accuracy", "id", l, K) for l in res.lengths]
@@ -257,4 +257,4 @@ def world_text(cfg: BayesianICLConfig) -> str:
             "p(θ, s_0 | prompt) p(y | test input, θ, s_0), the posterior computed exactly by the forward "
             "algorithm. The LSTM baseline, when trained, is an embedding, stacked LSTM layers and a linear "
             "read-out, trained like the transformer on the same documents.\n\n"
-            f"World: {cfg.world.model_dump()}.")
+            "World: " + ", ".join(f"{k} = {v}" for k, v in cfg.world.model_dump().items()) + ".")
