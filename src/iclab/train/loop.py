@@ -117,7 +117,7 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
                      "grad_norms": [None if v != v else v for v in result.grad_norms]}  # JSON has no NaN
             save_checkpoint(ckpt_dir, step, model, opt, state)
 
-    tokens_per_batch = None
+    tokens = 0  # trained on since the last log row (a curriculum changes a batch's size)
     probe_at = set(cfg.probe_at)
     last_probe = max([0, *(r.step for r in result.rows if r.probe == "train")])
     pending_losses: list[torch.Tensor] = []
@@ -140,13 +140,12 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
         if start == 0:
             run_probe(0)
         next_batch = pool.submit(batch_at, world, data_seed, start, cfg.batch_size)
-        t_last, s_last = time.perf_counter(), start
+        t_last = time.perf_counter()
         for step in range(start, cfg.steps):
             batch = next_batch.result()
             if step + 1 < cfg.steps:  # make the next batch while this one computes
                 next_batch = pool.submit(batch_at, world, data_seed, step + 1, cfg.batch_size)
-            if tokens_per_batch is None:
-                tokens_per_batch = batch.tokens.size if hasattr(batch, "tokens") else batch.xs.shape[0] * batch.xs.shape[1]
+            tokens += batch.tokens.size if hasattr(batch, "tokens") else batch.xs.shape[0] * batch.xs.shape[1]
             inputs = to_device(batch, device)
 
             lr = get_lr(step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
@@ -177,7 +176,7 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
                 pending_norms.clear()
             if is_log:
                 now = time.perf_counter()
-                tok_s = (done - s_last) * tokens_per_batch / max(now - t_last, 1e-9)
+                tok_s = tokens / max(now - t_last, 1e-9)
                 since = (done - 1) // log_every * log_every  # the previous log step: the same after a resume
                 curve = {"loss": _mean(result.losses[since:done]), "lr": lr,
                          "grad_norm": _mean(result.grad_norms[since:done])}
@@ -185,13 +184,13 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
                 result.rows.append(Row("speed", "tokens_per_s", tok_s, step=done, model=label))
                 sinks.scalars(done, {**curve, "tokens_per_s": tok_s})
                 shown.logged(done, curve["loss"], tok_s)
-                t_last, s_last = time.perf_counter(), done
+                t_last, tokens = time.perf_counter(), 0
             if is_probe:
                 recent = result.losses[-min(cfg.eval_every, done - last_probe):]
                 last_probe = done
                 result.rows.append(Row("train", "loss", sum(recent) / len(recent), step=done, model=label))
                 run_probe(done)
-                t_last = time.perf_counter()  # throughput counts training only
+                t_last, tokens = time.perf_counter(), 0  # throughput counts training only
             result.step = done
             if done % cfg.ckpt_every == 0 or done == cfg.steps:
                 checkpoint(done)
