@@ -108,6 +108,15 @@ def bayesian_icl(rows: Rows) -> list[str]:
     return out
 
 
+def regression_icl(rows: Rows) -> list[str]:
+    err = rows.where(probe="icl_error", metric="error", label=None)  # the final curves, not the tracking ones
+    n = 6  # 2d for world.dim = 3
+    v = {m: err.value(model=m, pos=n) for m in ("transformer", "least-squares", "averaging", "zero")}
+    return [f"At n = 2d = {n} the transformer's error is {v['transformer']:.3g}; least-squares "
+            f"{v['least-squares']:.3g}, averaging {v['averaging']:.3g}",
+            f"predicting 0 {v['zero']:.3g}"]
+
+
 @dataclass(frozen=True)
 class Case:
     overrides: dict
@@ -146,6 +155,13 @@ CASES = {
          "world.doc_len": 48, "model.d_model": 16, "model.n_layers": 1, "model.max_len": 64,
          "probe.shots": [0, 1, 4], "probe.lengths": [3, 5], "probe.n_prompts": 8, "lstm.d_model": 8},
         {"transformer", "lstm"}, bayesian_icl),
+    "regression-icl": Case(
+        {"world.dim": 3, "world.points": 7, "world.curriculum": {"points": {"start": 3, "every": 20}},
+         "model": {"family": "gpt2", "n_layers": 2, "d_model": 16, "n_heads": 2, "max_len": 14},
+         "train": {"steps": 100, "batch_size": 16, "warmup": 5, "eval_every": 50, "ckpt_every": 100},
+         "eval": {"n_prompts": 16, "eval_every_prompts": 8, "bootstrap": 50},
+         "shifts.n_prompts": 8, "probe": {"n_prompts": 16, "min_examples": 5}},
+        {"transformer"}, regression_icl),
 }
 
 # Text no reader should meet: (pattern, what it is).

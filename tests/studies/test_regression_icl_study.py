@@ -54,6 +54,7 @@ def test_end_to_end_on_noisy_linear_functions(tmp_path):
     html = (run.path / "report.html").read_text()
     assert "At n = 2d = 6 the transformer&#x27;s error is" in html and "α = 0.25 = σ²" in html
     assert "divided by d" in html and run.meta["status"] == "done"
+    assert "⚠ Contradicts the expected finding" in html  # 12 steps learn nothing: the summary says so
     assert (run.path / "models" / "transformer" / "model.safetensors").is_file()
     check_report_rebuilds(run.path)
 
