@@ -66,17 +66,44 @@ def run_cmd(study: str = typer.Argument(..., help="study name (see `iclab list`)
             set_: Optional[list[str]] = typer.Option(None, "--set", "-s", help="override, e.g. train.steps=500"),
             model: Optional[str] = typer.Option(None, "--model", "-m", help="score a pretrained HF causal LM"),
             out_dir: Path = typer.Option(Path("runs"), "--out", "-o", help="runs root directory"),
+            nproc: int = typer.Option(1, "--nproc", help="train with N processes (torchrun, DistributedDataParallel)"),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or probe lines")) -> None:
     """Run a study; the report is written at the end."""
     from iclab.api import run
     from iclab.config import parse_overrides
 
+    if nproc != 1:
+        args = ["run", study, "--preset", preset, "--out", str(out_dir), *(a for s in set_ or [] for a in ("--set", s)),
+                *(["--model", model] if model else []), *(["--quiet"] if quiet else [])]
+        raise typer.Exit(_torchrun(nproc, args))
     _quiet(quiet)
     try:
         r = run(study, preset=preset, overrides=parse_overrides(set_), model=model, out=out_dir)
     except IclabError as e:
         _fail(e)
-    out.print(f"run finished: {r.path}\nreport: {r.path / 'report.html'}")
+    _finished(r.path)
+
+
+def _finished(path: Path) -> None:
+    from iclab.train.distributed import ranks
+
+    if ranks().main:  # under torchrun, once
+        out.print(f"run finished: {path}\nreport: {path / 'report.html'}")
+
+
+def _torchrun(nproc: int, args: list[str]) -> int:
+    """Run ``iclab ARGS`` in ``nproc`` processes on this machine under torchrun; its exit status."""
+    import subprocess
+
+    if not 2 <= nproc <= 1024:
+        _fail(IclabError(f"--nproc {nproc}; allowed: 1 to 1024"))
+    if "WORLD_SIZE" in os.environ:
+        _fail(IclabError("--nproc inside a torchrun job: give the processes to torchrun only"))
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # the cores shared out
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "iclab.cli", *args]
+    return subprocess.run(cmd, env=env).returncode
 
 
 def _quiet(quiet: bool) -> None:
@@ -86,16 +113,19 @@ def _quiet(quiet: bool) -> None:
 
 @app.command("resume")
 def resume_cmd(run_dir: Path = typer.Argument(..., help="a run directory"),
+               nproc: int = typer.Option(1, "--nproc", help="train with N processes (torchrun, DistributedDataParallel)"),
                quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or probe lines")) -> None:
     """Continue a stopped run from its last checkpoints."""
     from iclab.api import resume
 
+    if nproc != 1:
+        raise typer.Exit(_torchrun(nproc, ["resume", str(run_dir), *(["--quiet"] if quiet else [])]))
     _quiet(quiet)
     try:
         r = resume(run_dir)
     except IclabError as e:
         _fail(e)
-    out.print(f"run finished: {r.path}\nreport: {r.path / 'report.html'}")
+    _finished(r.path)
 
 
 @app.command("report")

@@ -15,17 +15,22 @@ import torch
 from iclab.errors import IclabError
 from iclab.runs.run import Run
 from iclab.studies import get_study
+from iclab.train import distributed
 
 
 def execute(run: Run, cfg, model: str | None = None) -> Run:
     """Measure and report the study of ``run`` with ``cfg``; the run ends ``done`` or ``failed``.
 
-    A failure is recorded in ``run.json`` (status, error, traceback) and raised.
+    A failure is recorded in ``run.json`` (status, error, traceback) and raised. Under
+    ``torchrun`` every process measures (they train together) and rank 0 alone writes the
+    run; the others measure into a scratch copy (:class:`iclab.train.distributed.FollowerRun`).
     """
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bars only
     hf_logging.set_verbosity_error()  # notices about HF internals (e.g. "loss_type=None") are not iclab's news
+    if not distributed.init().main:
+        return _follow(run, cfg, model)
     study = get_study(run.meta["study"])
     if run.meta.get("model") != model:
         run.update_meta(model=model)  # the report reads which path ran from run.json
@@ -41,6 +46,17 @@ def execute(run: Run, cfg, model: str | None = None) -> Run:
     return run
 
 
+def _follow(run: Run, cfg, model: str | None) -> Run:
+    """A rank other than 0: train along with rank 0, writing nothing into ``run``."""
+    follower = distributed.FollowerRun(run)
+    try:
+        torch.manual_seed(cfg.seed)
+        get_study(run.meta["study"]).measure(cfg, follower, model)
+    finally:
+        follower.close()
+    return run
+
+
 def resume(path: str | Path) -> Run:
     """Continue the run at ``path`` from its last checkpoints, with its saved config."""
     run = Run.open(path)
@@ -48,8 +64,10 @@ def resume(path: str | Path) -> Run:
     study = get_study(meta["study"])
     cfg = study.config_of(run)
     study.preflight(cfg, meta.get("model"))  # the machine may be smaller than the one the run began on
-    run.remove_temporary()  # half-written files of a killed process
-    run.update_meta(status="running", pid=os.getpid())
+    if distributed.init().main:
+        run.remove_temporary()  # half-written files of a killed process
+        run.update_meta(status="running", pid=os.getpid())
+    distributed.barrier()  # the others read checkpoints once the half-written ones are gone
     return execute(run, cfg, meta.get("model"))
 
 
