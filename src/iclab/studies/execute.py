@@ -7,6 +7,8 @@ directory executed here), so every run is executed the same way.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -23,7 +25,7 @@ def execute(run: Run, cfg, model: str | None = None) -> Run:
 
     A failure is recorded in ``run.json`` (status, error, traceback) and raised. Under
     ``torchrun`` every process measures (they train together) and rank 0 alone writes the
-    run; the others measure into a scratch copy (:class:`iclab.train.distributed.FollowerRun`).
+    run; the others measure into a scratch copy (:class:`FollowerRun`).
     """
     from transformers.utils import logging as hf_logging
 
@@ -46,9 +48,28 @@ def execute(run: Run, cfg, model: str | None = None) -> Run:
     return run
 
 
+class FollowerRun(Run):
+    """The run a rank other than 0 measures into: a scratch copy of the run directory (its
+    config and ``run.json``) that reads the real run's checkpoints. What the study writes there
+    is deleted with :meth:`close`."""
+
+    def __init__(self, run: Run):
+        scratch = Path(tempfile.mkdtemp(prefix=f"iclab-rank{distributed.ranks().rank}-"))
+        for name in ("config.yaml", "run.json"):
+            shutil.copy(run.path / name, scratch / name)
+        super().__init__(scratch)
+        self.real = run
+
+    def ckpt_dir(self, name: str) -> Path:
+        return self.real.ckpt_dir(name)
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
 def _follow(run: Run, cfg, model: str | None) -> Run:
     """A rank other than 0: train along with rank 0, writing nothing into ``run``."""
-    follower = distributed.FollowerRun(run)
+    follower = FollowerRun(run)
     try:
         torch.manual_seed(cfg.seed)
         get_study(run.meta["study"]).measure(cfg, follower, model)

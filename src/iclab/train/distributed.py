@@ -18,7 +18,8 @@ that one training:
 - The logged loss is the mean over the ranks of their losses: the global batch's loss
   (:meth:`Ranks.mean`, one all-reduce per logging interval).
 - Rank 0 (``Ranks.main``) alone runs the probes and writes checkpoints, rows, arrays and the
-  report. The other ranks measure into a scratch directory (:class:`FollowerRun`) that reads
+  report. The other ranks measure into a scratch directory (``FollowerRun`` of
+  :mod:`iclab.studies.execute`) that reads
   the run's checkpoints, so a study's ``measure`` runs unchanged on every rank; they repeat
   the probes that follow training there, and their results are thrown away.
 """
@@ -28,18 +29,14 @@ from __future__ import annotations
 import datetime
 import functools
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from iclab.errors import ConfigError
-from iclab.runs.run import Run
 from iclab.train.batches import loss_on_batch
 
 
@@ -147,22 +144,3 @@ def loss_function(model: nn.Module, r: Ranks, device: torch.device) -> Callable[
     # the same every step (static): parameters it never uses (a vector-world model reads
     # inputs_embeds, not the token embedding) are found once, not searched for every step.
     return DistributedDataParallel(_Loss(model), device_ids=ids, forward_sync_buffers=False, static_graph=True)
-
-
-class FollowerRun(Run):
-    """The run a rank other than 0 measures into: a scratch copy of the run directory (its
-    config and ``run.json``) that reads the real run's checkpoints. What the study writes there
-    is deleted with :meth:`close`."""
-
-    def __init__(self, run: Run):
-        scratch = Path(tempfile.mkdtemp(prefix=f"iclab-rank{ranks().rank}-"))
-        for name in ("config.yaml", "run.json"):
-            shutil.copy(run.path / name, scratch / name)
-        super().__init__(scratch)
-        self.real = run
-
-    def ckpt_dir(self, name: str) -> Path:
-        return self.real.ckpt_dir(name)
-
-    def close(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
