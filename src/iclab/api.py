@@ -4,6 +4,7 @@
 >>> run = iclab.run("induction-heads", preset="cpu", overrides={"train.steps": 500})
 >>> iclab.results("select model, max(value) from metrics where metric = 'induction_score' group by model")
 >>> iclab.list_runs(status="failed")  # a DataFrame: study, run, status, created, preset, model, headline, path
+>>> iclab.probe_checkpoints(run.path, "induction")  # a probe over the run's saved checkpoints
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from iclab.runs.run import Run
 from iclab.studies import get_study
 from iclab.studies.execute import execute, rebuild_report
 from iclab.studies.execute import resume as _resume
+from iclab.studies.history import probe_checkpoints
 from iclab.train import distributed
 
 

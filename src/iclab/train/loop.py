@@ -149,11 +149,13 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
             model.eval()
             return result
 
+    keep = cfg.keep_checkpoints
+
     def checkpoint(step: int) -> None:
         if ckpt_dir is not None and ranks.main:
             state = {"rows": [asdict(r) for r in result.rows], "losses": result.losses, "label": label,
                      "grad_norms": [None if v != v else v for v in result.grad_norms]}  # JSON has no NaN
-            save_checkpoint(ckpt_dir, step, model, opt, state)
+            save_checkpoint(ckpt_dir, step, model, opt, state, keep=keep.last, every=keep.every)
 
     probe_at = set(cfg.probe_at)
     last_probe = max([0, *(r.step for r in result.rows if r.probe == "train")])
@@ -175,6 +177,8 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
 
         model.train()
         if start == 0:
+            if keep.every is not None:
+                checkpoint(0)  # the initial weights start the checkpoint history
             run_probe(0)
         next_batch = pool.submit(fetch, start)
         t_last, s_last = time.perf_counter(), start
@@ -204,7 +208,8 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
 
             is_log = done % log_every == 0 or done == cfg.steps
             is_probe = done % cfg.eval_every == 0 or done in probe_at or done == cfg.steps
-            if is_log or is_probe or done % cfg.ckpt_every == 0:
+            is_ckpt = done % cfg.ckpt_every == 0 or done == cfg.steps or keep.keeps(done)
+            if is_log or is_probe or is_ckpt:
                 # one device sync per interval, not per step
                 # the global batch's loss: the mean of the processes' shares
                 result.losses.extend(ranks.mean(torch.stack(pending_losses).float()).cpu().tolist())
@@ -229,7 +234,7 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
                 run_probe(done)
                 t_last = time.perf_counter()  # throughput counts training only
             result.step = done
-            if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            if is_ckpt:
                 checkpoint(done)
     sinks.close()
     model.eval()
