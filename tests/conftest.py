@@ -181,14 +181,18 @@ class DocumentedName:
 def documented_names() -> list[DocumentedName]:
     """The activation-name table as documented in ``iclab/models/names.py``."""
     rows = re.findall(r"^``(\S+)``\s+\(([^)]*)\)\s+(yes|no)\s*$", names_module.__doc__, flags=re.M)
-    assert len(rows) == 9, f"names.py docstring table changed shape: {rows}"
+    assert len(rows) == 19, f"names.py docstring table changed shape: {rows}"
     return [DocumentedName(t, tuple(a.strip() for a in axes.split(",")), p == "yes") for t, axes, p in rows]
 
 
 def count_hooks(model: nn.Module) -> int:
-    """Every forward/backward hook on every module of ``model`` (independent of iclab's hook_count)."""
+    """Every forward/backward hook on every module of ``model`` (independent of iclab's hook_count),
+    and every hook iclab keeps on an attention module for the sites inside attention (q, k, v,
+    pattern), which the model's attention function reads from ``_iclab_attn_hooks``."""
     kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-    return sum(len(getattr(m, k)) for m in model.modules() for k in kinds)
+    torch_hooks = sum(len(getattr(m, k)) for m in model.modules() for k in kinds)
+    attention_hooks = sum(len(fns) for m in model.modules() for fns in vars(m).get("_iclab_attn_hooks", {}).values())
+    return torch_hooks + attention_hooks
 
 
 @pytest.fixture(scope="session")

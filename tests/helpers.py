@@ -111,3 +111,82 @@ def check_report_rebuilds(run_dir: Path) -> None:
     assert again.keys() == figures.keys()
     assert [k for k in figures if again[k] != figures[k]] == [], "figures differ after the rebuild"
     assert (run_dir / "report.html").is_file()
+
+
+# ---------------------------------------------------------------- a model with one head built to copy
+
+COPY_VOCAB, COPY_POSITIONS = 8, 16
+
+
+def copy_head_model(layer: int = 1, head: int = 2, offset: int = 2, noise: float = 0.02, seed: int = 0):
+    """A 2-layer GPT-2 (width 64, 4 heads of 16) in which head ``head`` of ``layer`` attends from
+    every position ``i >= offset`` to ``i - offset`` and copies that token into the logits.
+
+    The residual stream has signed one-hot blocks (each with its mirror, so that every vector
+    has mean 0 and LayerNorm only rescales): token ``t`` at dims ``t`` and ``8 + t``, position
+    ``p`` at ``16 + p`` and ``32 + p``, and an output block at ``48 + t`` / ``56 + t`` that
+    the unembedding reads. The built head's query reads position ``p`` and asks for key
+    position ``p - offset``; its value reads the token; its output writes the token into the
+    output block. Every other weight is ``noise`` times a standard normal (so the other heads
+    and the MLPs do something, a little), norms are identity, biases zero.
+    """
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    V, P, D, H = COPY_VOCAB, COPY_POSITIONS, 64, 4
+    dh = D // H
+    config = GPT2Config(vocab_size=V, n_positions=P, n_embd=D, n_layer=2, n_head=H, n_inner=32, resid_pdrop=0.0,
+                        embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=False, bos_token_id=None,
+                        eos_token_id=None)
+    g = torch.Generator().manual_seed(seed)
+    model = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".ln_" in name or name.startswith("transformer.ln_f"):
+                p.fill_(1.0 if name.endswith("weight") else 0.0)
+            elif name.endswith("bias"):
+                p.zero_()
+            else:
+                p.copy_(noise * torch.randn(p.shape, generator=g))
+        t = model.transformer
+        t.wte.weight.zero_()
+        t.wpe.weight.zero_()
+        for tok in range(V):
+            t.wte.weight[tok, tok], t.wte.weight[tok, V + tok] = 1.0, -1.0
+        for pos in range(P):
+            t.wpe.weight[pos, 2 * V + pos], t.wpe.weight[pos, 2 * V + P + pos] = 1.0, -1.0
+        attn = t.h[layer].attn
+        w = attn.c_attn.weight  # (D, 3 * D), Conv1D: in x out; q | k | v
+        cols = slice(head * dh, (head + 1) * dh)
+        for block in range(3):
+            w[:, block * D:(block + 1) * D][:, cols] = 0.0
+        for pos in range(P):
+            if pos >= offset:
+                w[2 * V + pos, head * dh + (pos - offset)] = 3.0  # q_i = e_{i - offset}
+            w[2 * V + pos, D + head * dh + pos] = 3.0  # k_j = e_j
+        for tok in range(V):
+            w[tok, 2 * D + head * dh + tok] = 1.0  # v_j = e_{token_j}
+        o = attn.c_proj.weight  # (D, D), in x out
+        o[cols, :] = 0.0
+        for tok in range(V):
+            o[head * dh + tok, 2 * V + 2 * P + tok], o[head * dh + tok, 3 * V + 2 * P + tok] = 1.0, -1.0
+        model.lm_head.weight.zero_()
+        for tok in range(V):
+            model.lm_head.weight[tok, 2 * V + 2 * P + tok] = 1.0
+    return model
+
+
+def copy_task(n: int = 8, length: int = 10, offset: int = 2, answer: int = 5, seed: int = 0):
+    """Prompts for :func:`copy_head_model`: random tokens (none equal to ``answer``) with ``answer``
+    at ``length - 1 - offset`` (``clean``), and the same with another token there (``corrupt``),
+    so the built head reads ``answer`` in the clean prompts only; and that other token (n,)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    others = torch.tensor([t for t in range(COPY_VOCAB) if t != answer])
+    clean = others[torch.randint(0, len(others), (n, length), generator=g)]  # (n, length)
+    corrupt = clean.clone()
+    clean[:, length - 1 - offset] = answer
+    replaced = others[torch.randint(0, len(others), (n,), generator=g)]  # (n,)
+    corrupt[:, length - 1 - offset] = replaced
+    return clean, corrupt, replaced

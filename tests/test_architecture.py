@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "baselines": {"errors", "worlds"},
     "models": {"errors", "limits"},
     "runs": {"errors", "atomic", "rows"},
-    "probes": {"errors", "rows", "models", "worlds", "metrics", "tasks"},
+    "probes": {"errors", "limits", "rows", "models", "worlds", "metrics", "tasks"},
     "train": {"errors", "limits", "rows", "config", "progress", "models", "worlds"},
     "studies": {"errors", "limits", "atomic", "rows", "config", "progress", "figures", "runs", "models", "worlds",
                 "metrics", "tasks", "baselines", "probes", "train"},

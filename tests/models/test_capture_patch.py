@@ -16,10 +16,10 @@ import torch
 from transformers import AutoModelForCausalLM, GPTNeoXConfig, GPTNeoXForCausalLM
 
 from iclab.errors import ConfigError, ModelLoadError
-from iclab.models import capture as capture_module
 from iclab.models.build import ModelSpec, build_model
 from iclab.models.capture import Cache, capture
-from iclab.models.hooks import hook_count, hooks
+from iclab.models import hooks as hooks_module
+from iclab.models.hooks import hook_count, hooks, model_names
 from iclab.models.load import load_model
 from iclab.models.names import READ_ONLY, act_name, all_names, parse_name
 from iclab.models.patch import AblateHeads, Add, Replace, patch
@@ -101,12 +101,21 @@ def test_load_unknown_model_type(tmp_path):
 
 
 def test_capture_every_name_has_the_documented_shape(tiny_lm, token_ids, documented_names):
-    sizes = dict(batch=token_ids.shape[0], pos=token_ids.shape[1], query=token_ids.shape[1],
-                 key=token_ids.shape[1], d_model=tiny_lm.d_model, head=tiny_lm.n_heads, d_head=tiny_lm.d_head)
-    cache = capture(tiny_lm.model, token_ids, all_names(tiny_lm.n_layers))
-    assert isinstance(cache, Cache) and set(cache) == set(all_names(tiny_lm.n_layers))
+    kv_heads = 2 if tiny_lm.family == "qwen2" else tiny_lm.n_heads  # conftest: qwen2 has grouped-query attention
+    d_mlp = 2 * tiny_lm.d_model if tiny_lm.family == "qwen2" else 4 * tiny_lm.d_model
+    sizes = {"batch": token_ids.shape[0], "pos": token_ids.shape[1], "query": token_ids.shape[1],
+             "key": token_ids.shape[1], "d_model": tiny_lm.d_model, "head": tiny_lm.n_heads,
+             "d_head": tiny_lm.d_head, "kv_head": kv_heads, "d_mlp": d_mlp, "1": 1}
+    names = model_names(tiny_lm.model)
+    # every name of the vocabulary, less learned positions in the rotary families
+    absent = set() if tiny_lm.family == "gpt2" else {"hook_pos_embed"}
+    assert names == [n for n in all_names(tiny_lm.n_layers) if n not in absent]
+    cache = capture(tiny_lm.model, token_ids, names)
+    assert isinstance(cache, Cache) and set(cache) == set(names)
     for row in documented_names:
         for name in row.names(tiny_lm.n_layers):
+            if name in absent:
+                continue
             assert tuple(cache[name].shape) == tuple(sizes[a] for a in row.axes), name
             assert not cache[name].requires_grad
     assert cache.logits.shape == (*token_ids.shape, tiny_lm.vocab)
@@ -116,7 +125,7 @@ def test_residual_stream_matches_hf_hidden_states(tiny_lm, token_ids):
     m, L = tiny_lm.model, tiny_lm.n_layers
     hs = logits_of(m, token_ids, output_hidden_states=True).hidden_states
     assert len(hs) == L + 1
-    cache = capture(m, token_ids, all_names(L))
+    cache = capture(m, token_ids, model_names(m))
     torch.testing.assert_close(cache[act_name("resid_pre", 0)], hs[0], atol=ATOL, rtol=0)
     for layer in range(L - 1):
         torch.testing.assert_close(cache[act_name("resid_post", layer)], hs[layer + 1], atol=ATOL, rtol=0)
@@ -130,7 +139,7 @@ def test_residual_stream_matches_hf_hidden_states(tiny_lm, token_ids):
 def test_residual_bookkeeping(tiny_lm, token_ids):
     """Pre-norm blocks: resid_mid = resid_pre + attn_out, resid_post = resid_mid + mlp_out."""
     m, L = tiny_lm.model, tiny_lm.n_layers
-    c = capture(m, token_ids, all_names(L))
+    c = capture(m, token_ids, model_names(m))
     with torch.no_grad():
         torch.testing.assert_close(c["hook_embed"], tiny_lm.embed(m)(token_ids), atol=0, rtol=0)
         torch.testing.assert_close(c.logits, tiny_lm.lm_head(m)(c["ln_final.hook_normalized"]), atol=ATOL, rtol=0)
@@ -146,7 +155,7 @@ def test_residual_bookkeeping(tiny_lm, token_ids):
 def test_z_and_pattern_are_the_attention_maths(tiny_lm, token_ids):
     """z[b, i, h] = sum_k A[b, h, i, k] v[b, k, h], and o_proj(z) = attn_out (+ nothing else)."""
     m, L = tiny_lm.model, tiny_lm.n_layers
-    c = capture(m, token_ids, all_names(L))
+    c = capture(m, token_ids, model_names(m))
     with torch.no_grad():
         for layer in range(L):
             v = tiny_lm.values(m, layer, c[act_name("resid_pre", layer)])  # (batch, pos, head, d_head)
@@ -180,8 +189,8 @@ def test_pattern_is_causal_and_normalised_and_sdpa_is_restored(tiny_lm, token_id
 
 
 def test_empty_pattern_capture_is_an_error(tiny_lm, token_ids, monkeypatch, hooks_on):
-    """If nothing switched to eager attention, SDPA returns no weights: capture must say so."""
-    monkeypatch.setattr(capture_module, "eager_attention", lambda model, needed=True: contextlib.nullcontext())
+    """If nothing switched to iclab's eager attention, no pattern arrives: capture must say so."""
+    monkeypatch.setattr(hooks_module, "_attention_implementation", lambda model, sites: contextlib.nullcontext())
     before = hooks_on(tiny_lm.model)
     with pytest.raises(RuntimeError, match="eager"):
         capture(tiny_lm.model, token_ids, [act_name("pattern", 0), act_name("resid_post", 0)])
@@ -192,11 +201,11 @@ def test_empty_pattern_capture_is_an_error(tiny_lm, token_ids, monkeypatch, hook
 def test_capture_does_not_change_logits(tiny_lm, token_ids):
     m = tiny_lm.model
     bare = logits_of(m, token_ids).logits
-    no_patterns = [n for n in all_names(tiny_lm.n_layers) if parse_name(n).site != "pattern"]
+    no_patterns = [n for n in model_names(m) if parse_name(n).site != "pattern"]
     c = capture(m, token_ids, no_patterns)
     torch.testing.assert_close(c.logits, bare, atol=0, rtol=0)
     # with patterns the pass runs on eager attention: the same numbers up to rounding
-    c = capture(m, token_ids, all_names(tiny_lm.n_layers))
+    c = capture(m, token_ids, model_names(m))
     torch.testing.assert_close(c.logits, bare, atol=ATOL, rtol=0)
     torch.testing.assert_close(logits_of(m, token_ids).logits, bare, atol=0, rtol=0)
 
@@ -245,7 +254,7 @@ def test_cache_names_what_was_captured(tiny_lm, token_ids):
 def test_no_hooks_remain_after_capture_and_patch(tiny_lm, token_ids, hooks_on):
     m = tiny_lm.model
     before, before_iclab = hooks_on(m), hook_count(m)
-    capture(m, token_ids, all_names(tiny_lm.n_layers))
+    capture(m, token_ids, model_names(m))
     patch(m, token_ids, {act_name("resid_post", 1): Add(torch.ones(tiny_lm.d_model)),
                          act_name("z", 0): AblateHeads([1])})
     assert hooks_on(m) == before and hook_count(m) == before_iclab
@@ -254,10 +263,11 @@ def test_no_hooks_remain_after_capture_and_patch(tiny_lm, token_ids, hooks_on):
 def test_no_hooks_remain_when_the_block_raises(tiny_lm, hooks_on):
     m = tiny_lm.model
     before = hooks_on(m)
+    names = model_names(m)
     with pytest.raises(ZeroDivisionError):
-        with hooks(m, {n: (lambda a: None) for n in all_names(tiny_lm.n_layers)},
-                   read_only=set(all_names(tiny_lm.n_layers))):
-            assert hooks_on(m) == before + len(all_names(tiny_lm.n_layers))
+        with hooks(m, {n: (lambda a: None) for n in names}, read_only=set(names)):
+            # one hook a name (two for GPT-2's position embedding, which also reads the batch size)
+            assert hooks_on(m) == before + len(names) + ("hook_pos_embed" in names)
             1 / 0
     assert hooks_on(m) == before
 
@@ -275,7 +285,7 @@ def test_no_hooks_remain_when_the_forward_raises(tiny_lm, token_ids, hooks_on):
     bad_ids = token_ids.clone()
     bad_ids[0, 0] = tiny_lm.vocab + 100  # the embedding lookup fails inside the forward
     with pytest.raises((IndexError, RuntimeError)):
-        capture(m, bad_ids, all_names(tiny_lm.n_layers))
+        capture(m, bad_ids, model_names(m))
     assert hooks_on(m) == before and attn_impls(tiny_lm) == {"sdpa"}
 
 
@@ -333,18 +343,31 @@ def test_every_writable_name_can_be_patched_and_read_only_names_are_refused(tiny
     m = tiny_lm.model
     bare = logits_of(m, token_ids).logits
     before = hooks_on(m)
-    for name in all_names(tiny_lm.n_layers):
-        if parse_name(name).site in READ_ONLY:
+    shapes = {n: a.shape for n, a in capture(m, token_ids, model_names(m)).items()}
+    for name in model_names(m):
+        site = parse_name(name).site
+        if site in READ_ONLY:
             with pytest.raises(ConfigError, match="not patched") as e:
                 patch(m, token_ids, {name: Add(torch.zeros(1))})
             assert name in str(e.value)
         else:
-            width = tiny_lm.d_head if parse_name(name).site == "z" else tiny_lm.d_model
+            width = shapes[name][-1]
             out = patch(m, token_ids, {name: Add(torch.zeros(width))})
-            torch.testing.assert_close(out, bare, atol=0, rtol=0, msg=name)
+            # a pattern edit recomputes pattern @ v on eager attention, a result edit sums the heads'
+            # results: the same numbers up to rounding; every other unchanged edit changes nothing at all
+            exact = site not in ("pattern", "result")
+            torch.testing.assert_close(out, bare, atol=0 if exact else ATOL, rtol=0, msg=name)
             # an edit that does change the activation changes the logits: the edit is really applied
             # (not a constant vector: LayerNorm would remove it)
-            out = patch(m, token_ids, {name: Add(torch.linspace(-1, 1, width), pos=3)})
+            edit = Add(torch.linspace(-1, 1, width), pos=3)
+            if site in ("q", "k"):  # in these tiny models the values are nearly equal across positions (their
+                # bias dominates), so a new pattern barely moves the logits: check the pattern moved instead
+                pattern = act_name("pattern", parse_name(name).layer)
+                edited = capture(m, token_ids, [pattern], edits={name: edit})[pattern]
+                assert not torch.allclose(edited[:, :, 3], capture(m, token_ids, [pattern])[pattern][:, :, 3],
+                                          atol=1e-3), name
+                continue
+            out = patch(m, token_ids, {name: edit})
             assert not torch.allclose(out[:, 3], bare[:, 3], atol=1e-4), name
     assert hooks_on(m) == before
 
@@ -450,7 +473,8 @@ def test_gpt_neox_models_can_be_captured(tmp_path, token_ids):
         torch.manual_seed(0)
         GPTNeoXForCausalLM(config).save_pretrained(tmp_path)
     model, _ = load_model(str(tmp_path), tokenizer="none")
-    names = [n for n in all_names(2) if parse_name(n).site != "resid_mid"]  # parallel residual: no resid_mid
+    names = model_names(model)  # parallel residual: no resid_mid, no ln2
+    assert not any(parse_name(n).site in ("resid_mid", "ln2_scale", "pos_embed") for n in names)
     c = capture(model, token_ids, names)
     hs = logits_of(model, token_ids, output_hidden_states=True).hidden_states
     torch.testing.assert_close(c[act_name("resid_post", 0)], hs[1], atol=ATOL, rtol=0)

@@ -9,38 +9,47 @@ from __future__ import annotations
 import pytest
 
 from iclab.errors import ConfigError
-from iclab.models.names import GLOBAL_SITES, LAYER_SITES, READ_ONLY, ParsedName, act_name, all_names, parse_name
+from iclab.models.names import (GLOBAL_SITES, LAYER_SITES, READ_ONLY, ParsedName, act_name, all_names, parse_name,
+                                select_names)
 
-EXPECTED_TWO_LAYERS = [
-    "hook_embed",
+LAYER_ZERO = [
     "blocks.0.hook_resid_pre",
+    "blocks.0.ln1.hook_scale",
+    "blocks.0.attn.hook_q",
+    "blocks.0.attn.hook_k",
+    "blocks.0.attn.hook_v",
     "blocks.0.attn.hook_pattern",
     "blocks.0.attn.hook_z",
+    "blocks.0.attn.hook_result",
     "blocks.0.hook_attn_out",
     "blocks.0.hook_resid_mid",
+    "blocks.0.ln2.hook_scale",
+    "blocks.0.mlp.hook_pre",
+    "blocks.0.mlp.hook_post",
     "blocks.0.hook_mlp_out",
     "blocks.0.hook_resid_post",
-    "blocks.1.hook_resid_pre",
-    "blocks.1.attn.hook_pattern",
-    "blocks.1.attn.hook_z",
-    "blocks.1.hook_attn_out",
-    "blocks.1.hook_resid_mid",
-    "blocks.1.hook_mlp_out",
-    "blocks.1.hook_resid_post",
+]
+EXPECTED_TWO_LAYERS = [
+    "hook_embed",
+    "hook_pos_embed",
+    *LAYER_ZERO,
+    *(n.replace("blocks.0.", "blocks.1.") for n in LAYER_ZERO),
+    "ln_final.hook_scale",
     "ln_final.hook_normalized",
 ]
 
 
 def test_all_names_is_exactly_the_documented_list():
     assert all_names(2) == EXPECTED_TWO_LAYERS
+    assert len(EXPECTED_TWO_LAYERS) == 4 + 2 * 15 and "blocks.1.attn.hook_result" in EXPECTED_TWO_LAYERS
 
 
 def test_all_names_of_one_and_three_layers():
     assert all_names(1) == [n for n in EXPECTED_TWO_LAYERS if not n.startswith("blocks.1.")]
     three = all_names(3)
-    assert len(three) == 2 + 7 * 3 and len(set(three)) == len(three)
-    assert three[:8] == EXPECTED_TWO_LAYERS[:8] and three[-1] == "ln_final.hook_normalized"
-    assert [n.replace("blocks.2.", "blocks.1.") for n in three[15:22]] == EXPECTED_TWO_LAYERS[8:15]
+    assert len(three) == 4 + 15 * 3 and len(set(three)) == len(three)
+    assert three[:17] == EXPECTED_TWO_LAYERS[:17] and three[-1] == "ln_final.hook_normalized"
+    assert [n.replace("blocks.2.", "blocks.1.") for n in three[32:47]] == EXPECTED_TWO_LAYERS[17:32]
 
 
 @pytest.mark.parametrize("n_layers", [1, 2, 5])
@@ -51,7 +60,7 @@ def test_all_names_match_the_docstring_table(documented_names, n_layers):
 
 def test_read_only_sites_are_the_documented_ones(documented_names):
     not_patchable = {parse_name(row.names(1)[0]).site for row in documented_names if not row.patchable}
-    assert not_patchable == set(READ_ONLY) == {"resid_mid", "pattern"}
+    assert not_patchable == set(READ_ONLY) == {"resid_mid", "ln1_scale", "ln2_scale", "scale"}
 
 
 @pytest.mark.parametrize("name", all_names(4))
@@ -76,11 +85,17 @@ def test_examples_from_the_docstrings():
     assert act_name("pattern", 0) == "blocks.0.attn.hook_pattern"
     assert act_name("z", 11) == "blocks.11.attn.hook_z"
     assert parse_name("blocks.12.hook_mlp_out") == ParsedName("mlp_out", 12)
+    assert act_name("q", 2) == "blocks.2.attn.hook_q" and act_name("result", 0) == "blocks.0.attn.hook_result"
+    assert act_name("mlp_pre", 1) == "blocks.1.mlp.hook_pre" and act_name("mlp_post", 1) == "blocks.1.mlp.hook_post"
+    assert act_name("ln1_scale", 3) == "blocks.3.ln1.hook_scale" and act_name("scale") == "ln_final.hook_scale"
+    assert act_name("pos_embed") == "hook_pos_embed"
 
 
 @pytest.mark.parametrize("bad", [
     "blocks.0.hook_resid",          # unknown site
-    "blocks.0.attn.hook_q",         # a site TransformerLens has and we do not
+    "blocks.0.attn.hook_rot_q",     # a site TransformerLens has and we do not (our hook_q is after rotation)
+    "blocks.0.hook_q",              # q lives under attn.
+    "blocks.0.mlp.hook_pre_linear", # TransformerLens's gated-MLP site
     "blocks.-1.hook_resid_post",    # negative layer
     "blocks.x.hook_resid_post",     # layer not a number
     "blocks.0.hook_pattern",        # pattern lives under attn.
@@ -100,7 +115,8 @@ def test_bad_names_are_rejected_with_the_allowed_forms(bad):
     msg = str(e.value)
     assert repr(bad) in msg
     for form in ("hook_embed", "ln_final.hook_normalized", "blocks.{l}", "hook_resid_post",
-                 "attn.hook_pattern", "attn.hook_z", "hook_resid_mid"):
+                 "attn.hook_pattern", "attn.hook_z", "hook_resid_mid", "attn.hook_q", "attn.hook_result",
+                 "mlp.hook_pre", "ln1.hook_scale", "hook_pos_embed", "ln_final.hook_scale"):
         assert form in msg, f"{form!r} missing from: {msg}"
     assert "\n" not in msg
 
@@ -114,7 +130,7 @@ def test_only_the_canonical_spelling_of_a_name_parses(bad):
         parse_name(bad)
 
 
-@pytest.mark.parametrize("bad_site", ["resid", "q", "hook_resid_post", "blocks.0.hook_resid_post", "Embed", ""])
+@pytest.mark.parametrize("bad_site", ["resid", "rot_q", "hook_resid_post", "blocks.0.hook_resid_post", "Embed", ""])
 def test_unknown_sites_are_rejected_listing_the_known_ones(bad_site):
     with pytest.raises(ConfigError) as e:
         act_name(bad_site, 0)
@@ -141,3 +157,31 @@ def test_global_sites_take_no_layer():
 def test_config_error_is_a_value_error():
     with pytest.raises(ValueError):
         parse_name("nope")
+
+
+# ---------------------------------------------------------------- names filters
+
+
+def test_a_glob_selects_names_in_forward_order():
+    available = all_names(3)
+    assert select_names("blocks.*.hook_resid_post", available) == [f"blocks.{l}.hook_resid_post" for l in range(3)]
+    assert select_names("blocks.1.attn.hook_?", available) == [f"blocks.1.attn.hook_{s}" for s in "qkvz"]
+    assert select_names(["hook_embed", "blocks.[02].hook_mlp_out"], available) == [
+        "hook_embed", "blocks.0.hook_mlp_out", "blocks.2.hook_mlp_out"]
+
+
+def test_exact_names_are_kept_as_given_and_duplicates_dropped():
+    assert select_names(["blocks.7.hook_resid_post", "hook_embed", "hook_embed"], all_names(1)) == [
+        "blocks.7.hook_resid_post", "hook_embed"]  # a layer out of range is refused by the model, not here
+
+
+def test_a_predicate_filters_the_available_names():
+    got = select_names(lambda n: n.endswith("hook_scale"), all_names(2))
+    assert got == ["blocks.0.ln1.hook_scale", "blocks.0.ln2.hook_scale", "blocks.1.ln1.hook_scale",
+                   "blocks.1.ln2.hook_scale", "ln_final.hook_scale"]
+
+
+@pytest.mark.parametrize("bad", ["blocks.*.hook_nothing", lambda n: False, ["hook_embed", "x*"]])
+def test_a_filter_that_selects_nothing_is_refused_listing_the_names(bad):
+    with pytest.raises(ConfigError, match="available: hook_embed"):
+        select_names(bad, all_names(1))

@@ -21,9 +21,12 @@ import torch
 from helpers import check_parameter_validation, check_probe_contract
 from iclab.models.build import ModelSpec, build_model
 from iclab.probes import make_probe, probe_class, probe_names
+from iclab.probes.contrast import contrast_prompts
 from iclab.probes.decodability import LabelledInputs
+from iclab.probes.function_vectors import FunctionVectorPrompts
 from iclab.probes.graph_tracing import GraphWalks
 from iclab.probes.task_vectors import PatchingPrompts, task_vectors
+from iclab.worlds.ginc import GINCWorld
 from iclab.worlds.graph import GraphWorld
 from iclab.worlds.icg import ICGWorld
 
@@ -58,6 +61,12 @@ def _ictr(family, text):
     return probe, tiny(family, world.vocab_size), probe.prompts(world, np.random.default_rng(0))
 
 
+def _ginc(family, text):
+    world = GINCWorld(n_symbols=12, n_entities=3, n_properties=4, n_concepts=4, n_pretrain_concepts=2)
+    probe = make_probe("ginc", shots=[0, 2], lengths=[3], n_prompts=6, batch_size=4)
+    return probe, tiny(family, world.vocab_size), probe.prompts(world, np.random.default_rng(0))
+
+
 def _graph(family, text):
     world = GraphWorld(walk_length=24, vocab=24, seed=1)
     walks = GraphWalks(world.prompts(np.random.default_rng(0), 3), world.graph)
@@ -84,9 +93,41 @@ def _patching(family, text):
             PatchingPrompts(queries, vectors, "bitwise-null"))
 
 
+def _contrast(n: int = 3):
+    clean = repeated(n=n)
+    corrupt = clean.clone()
+    corrupt[:, 5] = (corrupt[:, 5] + 1) % 40  # the token the second copy would repeat at its end
+    return contrast_prompts(clean, answer=clean[:, 6], baseline=corrupt[:, 5], corrupt=corrupt, pos=10)
+
+
+def _function_vectors(family, text):
+    r = repeated(n=8)
+    prompts = FunctionVectorPrompts(clean=r[:4], shuffled=r[4:], shuffled_answer=r[4:, 0], zero_shot=r[:3, :4],
+                                    zero_shot_answer=[1, 2, 3])
+    return make_probe("function_vectors", n_top_heads=2, batch_size=2), tiny(family, 40), prompts
+
+
+def _activation_patching(family, text):
+    return make_probe("activation_patching", head_site="result"), tiny(family, 40), _contrast()
+
+
+def _logit_lens(family, text):
+    return make_probe("logit_lens", batch_size=2), tiny(family, 40), _contrast()
+
+
+def _dla(family, text):
+    return make_probe("dla", batch_size=2), tiny(family, 40), _contrast()
+
+
+def _attention_patterns(family, text):
+    return make_probe("attention_patterns", heads=[(0, 1), (1, 3)]), tiny(family, 40), repeated(n=2)
+
+
 #: probe name -> (family, (tokenizer, encoded bitwise prompts)) -> (probe, model, prompts)
 EXAMPLES: dict[str, Callable] = {"induction": _induction, "icl": _icl, "ablation": _ablation, "ictr": _ictr,
-                                 "graph": _graph, "td": _td, "accuracy": _accuracy, "patching": _patching}
+                                 "ginc": _ginc, "graph": _graph, "td": _td, "accuracy": _accuracy, "patching": _patching,
+                                 "function_vectors": _function_vectors, "activation_patching": _activation_patching,
+                                 "logit_lens": _logit_lens, "dla": _dla, "attention_patterns": _attention_patterns}
 
 
 def test_every_registered_probe_has_an_example():

@@ -1,19 +1,22 @@
 """Capture activations by name in one forward pass.
 
 ``capture(model, inputs, names)`` runs the model once and returns a :class:`Cache`
-keyed by the same names that :func:`iclab.models.patch.patch` writes to.
+keyed by the same names that :func:`iclab.models.patch.patch` writes to::
+
+    cache = capture(model, "The cat sat on the", "blocks.*.hook_resid_post", tokenizer=tok)
+    cache = capture(model, ids, lambda name: name.endswith("attn.hook_pattern"))
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from iclab.models.hooks import HookFn, eager_attention, hooks
-from iclab.models.names import parse_name
+from iclab.models.hooks import HookFn, backbone, hooks, model_names
+from iclab.models.names import NamesFilter, select_names
 
 
 class Cache(Mapping):
@@ -47,17 +50,49 @@ class Cache(Mapping):
         return f"Cache({shapes})"
 
 
-def as_model_kwargs(inputs, device: torch.device | None = None) -> dict:
+def model_tokenizer(model: nn.Module):
+    """The tokenizer ``load_model`` attached to ``model`` (or to its backbone), or None."""
+    return getattr(model, "iclab_tokenizer", None) or getattr(backbone(model), "iclab_tokenizer", None)
+
+
+def _tokenize(texts: list[str], tokenizer) -> dict:
+    enc = [tokenizer(t)["input_ids"] for t in texts]
+    lengths = {len(e) for e in enc}
+    if len(lengths) == 1:
+        return {"input_ids": torch.tensor(enc, dtype=torch.long)}
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is None:
+        raise TypeError(f"inputs: {len(texts)} texts of different token lengths ({min(lengths)} to {max(lengths)}) "
+                        f"and the tokenizer has no pad token; give texts of one length or token ids")
+    width = max(lengths)
+    ids = torch.full((len(enc), width), int(pad), dtype=torch.long)  # (batch, pos), right-padded
+    mask = torch.zeros((len(enc), width), dtype=torch.long)
+    for i, e in enumerate(enc):
+        ids[i, : len(e)] = torch.tensor(e, dtype=torch.long)
+        mask[i, : len(e)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def as_model_kwargs(inputs, device: torch.device | None = None, tokenizer=None) -> dict:
     """The model's keyword arguments for ``inputs``.
 
     ``inputs`` may be token ids as a tensor, a NumPy array or (nested) lists, of shape
     (batch, pos) or (pos,) for one sequence; a batch with ``.tokens`` (a world's TokenBatch);
-    a float tensor or array of shape (batch, pos, d_model), passed as ``inputs_embeds``; or a
-    dict of model keyword arguments, passed as it is. Arrays and lists are moved to ``device``.
+    a float tensor or array of shape (batch, pos, d_model), passed as ``inputs_embeds``; text,
+    a string or a list of strings, tokenised with ``tokenizer`` (texts of different lengths
+    are right-padded, with an attention mask); or a dict of model keyword arguments, passed as
+    it is. Arrays, lists and text are moved to ``device``.
     """
     if isinstance(inputs, Mapping):
         return dict(inputs)
     inputs = getattr(inputs, "tokens", inputs)
+    if isinstance(inputs, str) or (isinstance(inputs, (list, tuple)) and inputs
+                                   and all(isinstance(t, str) for t in inputs)):
+        if tokenizer is None:
+            raise TypeError("inputs: text needs a tokenizer (pass tokenizer=, or load the model with load_model, "
+                            "which attaches its own); otherwise give token ids")
+        kwargs = _tokenize([inputs] if isinstance(inputs, str) else list(inputs), tokenizer)
+        return {k: v.to(device) for k, v in kwargs.items()}
     if not isinstance(inputs, torch.Tensor):
         try:
             arr = np.asarray(inputs)
@@ -65,7 +100,7 @@ def as_model_kwargs(inputs, device: torch.device | None = None) -> dict:
             raise TypeError(f"inputs: token ids must form a rectangular (batch, pos) array ({e})") from None
         if arr.dtype.kind not in "iuf" or arr.ndim not in (1, 2, 3):
             raise TypeError(f"inputs must be token ids of shape (batch, pos) or (pos,), embeddings of shape "
-                            f"(batch, pos, d_model), or a dict of model arguments; got {type(inputs).__name__} "
+                            f"(batch, pos, d_model), text, or a dict of model arguments; got {type(inputs).__name__} "
                             f"of dtype {arr.dtype} and shape {arr.shape}")
         if arr.ndim == 1:
             arr = arr[None]  # one sequence
@@ -75,8 +110,9 @@ def as_model_kwargs(inputs, device: torch.device | None = None) -> dict:
     return {"input_ids": inputs}
 
 
-def forward_logits(model: nn.Module, inputs) -> torch.Tensor:
-    out = model(**as_model_kwargs(inputs, _device(model)))
+def forward_logits(model: nn.Module, inputs, tokenizer=None) -> torch.Tensor:
+    kwargs = as_model_kwargs(inputs, _device(model), tokenizer or model_tokenizer(model))
+    out = model(**kwargs)
     return out.logits if hasattr(out, "logits") else out
 
 
@@ -85,18 +121,20 @@ def _device(model: nn.Module) -> torch.device | None:
     return None if p is None else p.device
 
 
-def capture(model: nn.Module, inputs, names: Iterable[str], edits: Mapping[str, HookFn] | None = None,
-            grad: bool = False, to_cpu: bool = False) -> Cache:
+def capture(model: nn.Module, inputs, names: NamesFilter, edits: Mapping[str, HookFn] | None = None,
+            grad: bool = False, to_cpu: bool = False, tokenizer=None) -> Cache:
     """Run ``model`` on ``inputs`` once and keep the activations named in ``names``.
 
     Parameters
     ----------
     model : PreTrainedModel or wrapper with ``.backbone``
-    inputs : token ids (tensor, NumPy array or lists) of shape (batch, pos), or a dict of model
-        keyword arguments (see :func:`as_model_kwargs`)
-    names : iterable of str
-        Activation names (``iclab.models.names``). Attention patterns switch the model to
-        eager attention for this pass.
+    inputs : token ids (tensor, NumPy array or lists) of shape (batch, pos), text (a string
+        or a list of strings), or a dict of model keyword arguments (see :func:`as_model_kwargs`)
+    names : str, iterable of str, or callable
+        Activation names (``iclab.models.names``), glob patterns over this model's names
+        (``"blocks.*.hook_resid_post"``), or a predicate ``fn(name) -> bool`` (TransformerLens's
+        ``names_filter``). Attention patterns switch the model to eager attention for this
+        pass; q, k and v to a wrapper of its own attention.
     edits : dict of str to hook function, optional
         Patches applied in the same pass (see :func:`iclab.models.patch.patch`); a name both
         edited and captured is captured after the edit.
@@ -104,8 +142,15 @@ def capture(model: nn.Module, inputs, names: Iterable[str], edits: Mapping[str, 
         Keep the autograd graph (for attribution); otherwise run under ``no_grad``.
     to_cpu : bool, default False
         Move captured tensors to the CPU as they are made.
+    tokenizer : optional
+        Tokenises text ``inputs``; defaults to the one ``load_model`` attached to the model.
+
+    Examples
+    --------
+    >>> cache = capture(model, ids, "blocks.*.hook_resid_post")   # every layer's output
+    >>> cache["blocks.0.hook_resid_post"].shape                    # (batch, pos, d_model)
     """
-    names = list(dict.fromkeys(names))
+    names = select_names(names, model_names(model))
     acts: dict[str, torch.Tensor] = {}
     edits = dict(edits or {})
 
@@ -121,11 +166,11 @@ def capture(model: nn.Module, inputs, names: Iterable[str], edits: Mapping[str, 
     read_only = {n for n in names if n not in edits}
     fns = {n: keeper(n, edits.pop(n, None)) for n in names}
     fns.update(edits)
-    needs_eager = any(parse_name(n).site == "pattern" for n in names)
-    with eager_attention(model, needs_eager), hooks(model, fns, read_only), torch.set_grad_enabled(grad):
-        logits = forward_logits(model, inputs)
+    with hooks(model, fns, read_only), torch.set_grad_enabled(grad):
+        logits = forward_logits(model, inputs, tokenizer)
     missing = [n for n in names if n not in acts]
     if missing:  # a hook that never fired means the architecture table points at the wrong module
         raise RuntimeError(f"capture: no activation arrived for {', '.join(missing)}; "
-                           f"the family table may point at a module this model does not call")
+                           f"the family table may point at a module this model does not call (sites inside attention "
+                           f"are read by iclab's eager or SDPA attention wrapper, which this pass did not run)")
     return Cache(acts, logits if grad else logits.detach())

@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from iclab.errors import ModelLoadError
+from iclab.models import lstm  # noqa: F401  (registers the iclab-lstm config with the Auto classes)
 
 
 def _looks_like_path(name: str) -> bool:
@@ -55,8 +56,8 @@ def save_trained(model, path, trained_context: int) -> None:
 
 
 def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dtype | None = None,
-               trust_remote_code: bool = False, tokenizer: Literal["auto", "required", "none"] = "auto"
-               ) -> tuple[PreTrainedModel, object | None]:
+               trust_remote_code: bool = False, tokenizer: Literal["auto", "required", "none"] = "auto",
+               check: bool | None = None) -> tuple[PreTrainedModel, object | None]:
     """Load a causal LM (and its tokenizer, if it has one) in eval mode.
 
     Parameters
@@ -73,12 +74,20 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
         "auto" loads the tokenizer when the model has one (None otherwise); "required"
         refuses a model without one (studies that write prompts as text); "none" skips it
         (models over a world's own tokens).
+    check : bool or None, default None
+        Run the identity checks (:mod:`iclab.models.identities`: the residual stream adds
+        up, the heads' results sum to the attention output, the final norm and unembedding
+        give the logits) on one forward pass of 6 tokens. None checks the models whose
+        family is not in iclab's table (its module paths were guessed); True checks any
+        model; False none. The tokenizer is attached as ``model.iclab_tokenizer``, so that
+        ``capture`` and ``patch`` take text.
 
     Raises
     ------
     ModelLoadError
         The path does not exist, the name is not on the Hub (or there is no network),
-        or the weights are corrupt.
+        or the weights are corrupt, or an identity check fails (one line naming the
+        identity and the layer).
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
@@ -105,4 +114,19 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
     if tokenizer == "required" and tok is None:
         raise ModelLoadError(f"model {name_or_path!r} has no tokenizer, and this study writes its prompts as text; "
                              f"save one beside the model with save_pretrained")
+    model.iclab_tokenizer = tok  # capture and patch tokenise text with it
+    if check is None:  # a model whose roles cannot be found at all still loads (for forward passes);
+        from iclab.models.hooks import anatomy  # capture then says which role is missing
+
+        try:
+            check = anatomy(model).family.guessed
+        except ModelLoadError:
+            check = False
+    if check:
+        from iclab.models.identities import check_identities
+
+        try:
+            check_identities(model)
+        except ModelLoadError as e:
+            raise ModelLoadError(f"model {name_or_path!r}: {e}") from None
     return model, tok

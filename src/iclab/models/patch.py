@@ -93,10 +93,12 @@ class AblateHeads:
         return out
 
 
-def patch(model: nn.Module, inputs, edits: Mapping[str, HookFn]) -> torch.Tensor:
+def patch(model: nn.Module, inputs, edits: Mapping[str, HookFn], tokenizer=None) -> torch.Tensor:
     """Run ``model`` on ``inputs`` with ``edits`` (activation name → edit) applied.
 
-    Returns the logits, (batch, pos, vocab). Runs under ``no_grad``.
+    ``inputs`` are what :func:`iclab.models.capture.capture` takes (token ids or text; text is
+    tokenised with ``tokenizer`` or the model's own). Returns the logits, (batch, pos,
+    vocab). Runs under ``no_grad``.
     """
     ran: set[str] = set()
 
@@ -107,7 +109,7 @@ def patch(model: nn.Module, inputs, edits: Mapping[str, HookFn]) -> torch.Tensor
         return fn
 
     with hooks(model, {n: tracked(n, e) for n, e in edits.items()}), torch.no_grad():
-        logits = forward_logits(model, inputs)
+        logits = forward_logits(model, inputs, tokenizer)
     missed = [n for n in edits if n not in ran]
     if missed:  # an edit that never ran would return unpatched logits as if patched
         raise RuntimeError(f"patch: the edit at {', '.join(missed)} never ran; this model's forward does not "

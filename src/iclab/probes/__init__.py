@@ -11,17 +11,24 @@ from __future__ import annotations
 
 from iclab.errors import UnknownNameError
 from iclab.probes.ablation import HeadAblation
+from iclab.probes.activation_patching import ActivationPatching
+from iclab.probes.attention_patterns import AttentionPatterns
 from iclab.probes.base import Probe
 from iclab.probes.decodability import TaskDecodability
+from iclab.probes.dla import DirectLogitAttribution
+from iclab.probes.function_vectors import FunctionVectors
+from iclab.probes.ginc_accuracy import GINCAccuracy
 from iclab.probes.graph_tracing import GraphTracing
 from iclab.probes.icl_score import ICLScore
 from iclab.probes.ictr import ICTR
 from iclab.probes.induction import InductionScores
+from iclab.probes.logit_lens import LogitLens
 from iclab.probes.task_accuracy import TaskAccuracy
 from iclab.probes.task_vectors import TaskVectorPatching
 
 _REGISTRY: dict[str, type[Probe]] = {p.name: p for p in [
     InductionScores, ICLScore, HeadAblation, ICTR, GraphTracing, TaskDecodability, TaskAccuracy, TaskVectorPatching,
+    GINCAccuracy, FunctionVectors, ActivationPatching, LogitLens, DirectLogitAttribution, AttentionPatterns,
 ]}
 
 

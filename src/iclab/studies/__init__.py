@@ -35,6 +35,8 @@ STUDIES: dict[str, StudyEntry] = {s.name: s for s in [
                "with context (Park et al. 2025)", "iclab.studies.graph_tracing"),
     StudyEntry("icg-generalization", "In-context generation: trained models repeat R topics, and with compositional "
                "topics (M = 4) also unseen ones (Jiang et al. 2024)", "iclab.studies.icg_generalization"),
+    StudyEntry("bayesian-icl", "In-context accuracy on the GINC mixture of HMMs grows with the number of examples "
+               "toward the Bayes-optimal predictor (Xie et al. 2022)", "iclab.studies.bayesian_icl"),
     StudyEntry("task-vectors", "Task encoding emerges with in-context regression; task decodability tracks "
                "accuracy and task vectors steer pretrained LMs (Han et al. 2025)", "iclab.studies.task_vectors"),
 ]}

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from iclab.errors import IclabError
+from iclab.runs.report import render
 from iclab.runs.run import Run
 from iclab.studies import get_study
 from iclab.train import distributed
@@ -41,6 +42,7 @@ def execute(run: Run, cfg, model: str | None = None) -> Run:
         study.measure(cfg, run, model)
         study.report(cfg, run).save(run.path)
         run.update_meta(status="done")
+        render(run.path)  # again, so that the page's status line says done, not running
     except BaseException as e:
         run.update_meta(status="failed", error=f"{type(e).__name__}: {e}",
                         traceback=traceback.format_exc(limit=20))

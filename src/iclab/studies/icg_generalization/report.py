@@ -131,7 +131,7 @@ def summary(cfg: ICGGeneralizationConfig, size: int, tokens: int, rows: Rows, k:
     found = "; ".join(f"ICTR_{s} = {v('ictr', s):.2f} (untrained {v('ictr', s, 'untrained'):.2f}, "
                       f"Bayes-optimal {v('bayes_ictr', s):.2f})" for s in sets)
     return (f"{findings(cfg, v, sets, k)}\n\n"
-            f"A {cfg.model.spec().family} model '{cfg.model.label}' ({size / 1e6:.2f}M parameters) trained "
+            f"A {cfg.model.spec().family} model '{cfg.model.label}' ({size:,} parameters) trained "
             f"{cfg.train.steps} steps ({tokens / 1e6:.1f}M tokens) on documents of {w.n_paragraphs} paragraphs of "
             f"{w.paragraph_len} tokens, topics of arity M = {w.arity} ({w.n_topics} topics; "
             f"|R| = {w.topic_set('R').size}, |C| = {w.topic_set('C').size}, |U| = {w.topic_set('U').size}), "

@@ -54,8 +54,13 @@ def ablation_text(a: dict[str, np.ndarray], rows: Rows, cfg: InductionHeadsConfi
     which = (f"ablating {heads}" if a["induction_score"].max() >= cfg.probe.ablate_min_score else
              f"no head reached {cfg.probe.ablate_min_score:g}, so the best one, {heads} "
              f"({a['induction_score'].max():.2f}), was ablated: it")
-    return (f"{which} moves the ICL score from {intact:+.2f} to {ablated:+.2f} nats "
+    return (f"{which} moves the ICL score from {_signed(intact)} to {_signed(ablated)} nats "
             f"({share:.0%} of it removed)")
+
+
+def _signed(x: float) -> str:
+    """``+1.23`` / ``-1.23``, and ``+0.00`` rather than ``-0.00``."""
+    return f"{round(float(x), 2) + 0.0:+.2f}"
 
 
 def findings(cfg: InductionHeadsConfig, by_model: dict, final: dict, rows: Rows) -> str:
@@ -65,7 +70,7 @@ def findings(cfg: InductionHeadsConfig, by_model: dict, final: dict, rows: Rows)
         n = f"L{depth}"
         c, a = by_model[n], final[n]
         s0, s1 = c["induction_score"][0], c["induction_score"][-1]
-        icl = f"the ICL score goes from {c['icl_score'][0]:+.2f} to {c['icl_score'][-1]:+.2f} nats"
+        icl = f"the ICL score goes from {_signed(c['icl_score'][0])} to {_signed(c['icl_score'][-1])} nats"
         phase = shows_phase_change(c, cfg)
         if phase:
             text = (f"{n}: induction head {best_head(a['induction_score'])} forms at step ≈"
