@@ -28,6 +28,10 @@ INDUCTION = {"layers": [1], "model.d_model": 32, "train.steps": 20, "train.eval_
              "train.keep_checkpoints.every": 5, "probe.n_prompts": 16, "train.warmup": 2}
 ICG = {"train.steps": 4, "train.eval_every": 2, "train.ckpt_every": 4, "train.keep_checkpoints": {"every": 2},
        "train.warmup": 0, "model.size": "tiny", "probe.shots": [1, 2], "probe.report_shot": 2, "probe.n_prompts": 6}
+BAYES = {"train.steps": 4, "train.eval_every": 2, "train.warmup": 0, "train.ckpt_every": 4,
+         "train.keep_checkpoints.every": 2, "world.doc_len": 48, "model.d_model": 16, "model.n_layers": 1,
+         "model.max_len": 64, "probe.shots": [0, 1, 4], "probe.lengths": [3, 5], "probe.n_prompts": 8,
+         "lstm.d_model": 8}
 
 
 def _steps(path) -> list[int]:
@@ -103,9 +107,35 @@ def test_ictr_at_every_shot_over_an_icg_run(tmp_path):
         assert later[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
 
 
+def test_attention_patterns_of_the_last_checkpoint_are_the_saved_models(induction_run):
+    from iclab.models.load import load_model
+    from iclab.probes.attention_patterns import AttentionPatterns
+    from iclab.studies.history import _induction_prompts
+
+    rows = iclab.probe_checkpoints(induction_run.path, "attention_patterns", steps=[0, 20])
+    cfg = get_study("induction-heads").config_of(Run(induction_run.path))
+    model = load_model(str(induction_run.path / "models" / "L1"), device="cpu", tokenizer="none")[0]
+    final = _by_key(AttentionPatterns()(model, _induction_prompts(cfg)[1]).tagged(step=20, model="L1").rows)
+    later = _by_key(rows.where(step=20))
+    assert later.keys() == final.keys() and len(final) == 4 * cfg.model.n_heads
+    assert all(later[k] == pytest.approx(v, abs=1e-6) for k, v in final.items())
+    assert rows.where(step=0).values().tolist() != rows.where(step=20).values().tolist()
+
+
+def test_ginc_over_the_transformer_and_lstm_checkpoints_of_a_bayesian_icl_run(tmp_path):
+    run = iclab.run("bayesian-icl", "cpu", overrides=BAYES, out=tmp_path)
+    trained = Run(run.path).load_rows().where(probe="ginc")
+    rows = iclab.probe_checkpoints(run.path, "ginc")
+    assert set(rows.unique("model")) == {"transformer", "lstm"} and set(rows.unique("step")) == {0, 2, 4}
+    later = _by_key(rows)
+    full = {k: v for k, v in _by_key(trained).items() if k[4] in (0, 4)}  # every cell measured in training
+    assert full and all(later[k] == pytest.approx(v, abs=1e-6) for k, v in full.items())
+    assert len(rows.where(step=2)) == len(rows.where(step=4))  # step 2: every cell, not only the curve's
+
+
 def test_pairs_without_a_recipe_and_missing_steps_are_one_line_errors(induction_run):
     with pytest.raises(IclabError, match=r"probe 'ictr' has no prompts recipe for study induction-heads "
-                                         r"\(recipes: induction-heads: induction, icl; icg-generalization: ictr"):
+                                         r"\(recipes: induction-heads: induction, icl, attention_patterns; icg-generalization: ictr"):
         iclab.probe_checkpoints(induction_run.path, "ictr")
     with pytest.raises(IclabError, match="unknown probe 'inductoin'"):
         iclab.probe_checkpoints(induction_run.path, "inductoin")

@@ -60,6 +60,16 @@ def _icl(cfg, params):
     return _probe("icl", defaults, params), prompts
 
 
+def _patterns(cfg, params):
+    _, prompts = _induction_prompts(cfg)
+    return _probe("attention_patterns", {}, params), prompts
+
+
+def _ginc(cfg, params):
+    probe = _probe("ginc", cfg.probe.probe().model_dump(), params)
+    return probe, probe.prompts(cfg.world, np.random.default_rng([cfg.seed, 1]))
+
+
 def _ictr(cfg, params):
     probe = _probe("ictr", cfg.probe.probe(cfg.seed).model_dump(), params)
     return probe, probe.prompts(cfg.world, np.random.default_rng([cfg.seed, 1]))
@@ -89,9 +99,11 @@ def _td(cfg, params):
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("induction-heads", "induction"): _induction,
     ("induction-heads", "icl"): _icl,
+    ("induction-heads", "attention_patterns"): _patterns,
     ("icg-generalization", "ictr"): _ictr,
     ("graph-tracing", "graph"): _graph,
     ("task-vectors", "td"): _td,
+    ("bayesian-icl", "ginc"): _ginc,
 }
 
 
