@@ -4,14 +4,14 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST  := $(VENV)/bin/pytest
 
-.PHONY: venv demo test science science-long seeds browser bench clean
+.PHONY: venv demo test science science-long seeds browser bench bench-capture clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# exact pin first: it takes the CPU build from this machine's disk (a looser one pulls CUDA)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,bench,tensorboard]"
+	$(PY) -m pip install -q -e ".[dev,bench,tensorboard,ray]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -47,6 +47,11 @@ seeds: venv
 
 bench: venv
 	$(PY) benchmarks/bench_trainer.py
+
+# Capture against TransformerLens and nnsight (installs the capture-bench extra first)
+bench-capture: venv
+	$(PY) -m pip install -q -e ".[capture-bench]"
+	OMP_NUM_THREADS=1 $(PY) -W ignore::DeprecationWarning benchmarks/bench_capture.py
 
 clean:
 	rm -rf $(VENV) runs bench_out seeds

@@ -4,6 +4,7 @@
 >>> run = iclab.run("induction-heads", preset="cpu", overrides={"train.steps": 500})
 >>> iclab.results("select model, max(value) from metrics where metric = 'induction_score' group by model")
 >>> iclab.list_runs(status="failed")  # a DataFrame: study, run, status, created, preset, model, headline, path
+>>> iclab.probe_checkpoints(run.path, "induction")  # a probe over the run's saved checkpoints
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from iclab.runs.run import Run
 from iclab.studies import get_study
 from iclab.studies.execute import execute, rebuild_report
 from iclab.studies.execute import resume as _resume
+from iclab.studies.history import probe_checkpoints
+from iclab.train import distributed
 
 
 def run(study: str, preset: str = "cpu", overrides: dict[str, Any] | None = None, model: str | None = None,
@@ -32,9 +35,12 @@ def run(study: str, preset: str = "cpu", overrides: dict[str, Any] | None = None
     spec = get_study(study)
     cfg = spec.load_config(preset, overrides)
     spec.preflight(cfg, model)  # a missing model or a config that cannot fit: refused before anything is written
-    r = Run.create(out, study, to_yaml(cfg), {"preset": preset, "model": model, "overrides": overrides or {},
-                                              "pid": os.getpid()})
-    return execute(r, cfg, model)
+    distributed.init()  # under torchrun: rank 0 makes the run directory and tells the others
+    processes = distributed.ranks().size
+    meta = {"preset": preset, "model": model, "overrides": overrides or {}, "pid": os.getpid(),
+            **({"processes": processes} if processes > 1 else {})}
+    path = distributed.on_main(lambda: Run.create(out, study, to_yaml(cfg), meta).path)
+    return execute(Run(path), cfg, model)
 
 
 def resume(path: str | Path) -> Run:

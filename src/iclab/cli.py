@@ -1,4 +1,4 @@
-"""The command line: ``iclab list | run | resume | report | results | runs | sweep``.
+"""The command line: ``iclab list | run | resume | report | results | runs | sweep | probe``.
 
 User errors (a bad config key or value, an unknown study or preset, a model that does not
 load, a damaged run file) print one line and exit with status 2, without a traceback.
@@ -66,17 +66,44 @@ def run_cmd(study: str = typer.Argument(..., help="study name (see `iclab list`)
             set_: Optional[list[str]] = typer.Option(None, "--set", "-s", help="override, e.g. train.steps=500"),
             model: Optional[str] = typer.Option(None, "--model", "-m", help="score a pretrained HF causal LM"),
             out_dir: Path = typer.Option(Path("runs"), "--out", "-o", help="runs root directory"),
+            nproc: int = typer.Option(1, "--nproc", help="train with N processes (torchrun, DistributedDataParallel)"),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or probe lines")) -> None:
     """Run a study; the report is written at the end."""
     from iclab.api import run
     from iclab.config import parse_overrides
 
+    if nproc != 1:
+        args = ["run", study, "--preset", preset, "--out", str(out_dir), *(a for s in set_ or [] for a in ("--set", s)),
+                *(["--model", model] if model else []), *(["--quiet"] if quiet else [])]
+        raise typer.Exit(_torchrun(nproc, args))
     _quiet(quiet)
     try:
         r = run(study, preset=preset, overrides=parse_overrides(set_), model=model, out=out_dir)
     except IclabError as e:
         _fail(e)
-    out.print(f"run finished: {r.path}\nreport: {r.path / 'report.html'}")
+    _finished(r.path)
+
+
+def _finished(path: Path) -> None:
+    from iclab.train.distributed import ranks
+
+    if ranks().main:  # under torchrun, once
+        out.print(f"run finished: {path}\nreport: {path / 'report.html'}")
+
+
+def _torchrun(nproc: int, args: list[str]) -> int:
+    """Run ``iclab ARGS`` in ``nproc`` processes on this machine under torchrun; its exit status."""
+    import subprocess
+
+    if not 2 <= nproc <= 1024:
+        _fail(IclabError(f"--nproc {nproc}; allowed: 1 to 1024"))
+    if "WORLD_SIZE" in os.environ:
+        _fail(IclabError("--nproc inside a torchrun job: give the processes to torchrun only"))
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # the cores shared out
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "iclab.cli", *args]
+    return subprocess.run(cmd, env=env).returncode
 
 
 def _quiet(quiet: bool) -> None:
@@ -86,16 +113,19 @@ def _quiet(quiet: bool) -> None:
 
 @app.command("resume")
 def resume_cmd(run_dir: Path = typer.Argument(..., help="a run directory"),
+               nproc: int = typer.Option(1, "--nproc", help="train with N processes (torchrun, DistributedDataParallel)"),
                quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or probe lines")) -> None:
     """Continue a stopped run from its last checkpoints."""
     from iclab.api import resume
 
+    if nproc != 1:
+        raise typer.Exit(_torchrun(nproc, ["resume", str(run_dir), *(["--quiet"] if quiet else [])]))
     _quiet(quiet)
     try:
         r = resume(run_dir)
     except IclabError as e:
         _fail(e)
-    out.print(f"run finished: {r.path}\nreport: {r.path / 'report.html'}")
+    _finished(r.path)
 
 
 @app.command("report")
@@ -114,13 +144,13 @@ FORMATS = ("table", "csv", "json", "parquet")
 
 
 @app.command("results")
-def results_cmd(sql: str = typer.Argument(..., help="SQL over the views `metrics` and `runs`"),
+def results_cmd(sql: str = typer.Argument(..., help="SQL over the views `metrics`, `checkpoint_probes` and `runs`"),
                 root: Path = typer.Option(Path("runs"), "--root", help="runs root directory"),
                 fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet"),
                 output: Optional[Path] = typer.Option(None, "--output", "-O",
                                                       help="write to this file (atomically) instead of stdout"),
                 limit: int = typer.Option(50, help="rows shown at most (table on the terminal)")) -> None:
-    """Query every run's results with SQL (DuckDB); the SQL reads the two views and no file."""
+    """Query every run's results with SQL (DuckDB); the SQL reads the views and no file."""
     from iclab.runs.export import write_frame
     from iclab.runs.results import query as results  # iclab.results without importing torch
 
@@ -182,17 +212,53 @@ def runs_cmd(root: Path = typer.Option(Path("runs"), "--root", help="runs root d
         df = list_runs(root, study=study, status=status)
     except IclabError as e:
         _fail(e)
-    t = Table("study", "run", "status", "created", "preset", "headline")
-    for col in t.columns[1:4]:
+    disk = bool(df["checkpoints"].str.len().sum())  # the column only where a run keeps checkpoints
+    t = Table("study", "run", "status", "created", "preset", "headline", *(["checkpoints"] if disk else []))
+    for col in (*t.columns[1:4], *t.columns[6:]):
         col.no_wrap = True
     t.columns[5].min_width = 16
     colour = {"done": "green", "failed": "red", "running": "yellow"}
     for r in df.itertuples(index=False):
         st = f"[{colour[r.status]}]{r.status}[/]" if r.status in colour else str(r.status)
         created = str(r.created or "").replace("T", " ")[:16]
-        t.add_row(r.study, r.run, st, created, str(r.preset or ""), r.headline)
+        t.add_row(r.study, r.run, st, created, str(r.preset or ""), r.headline, *([r.checkpoints] if disk else []))
     out.print(t)
     out.print(f"{len(df)} run(s) under {root}", highlight=False)
+
+
+@app.command("probe")
+def probe_cmd(run_dir: Path = typer.Argument(..., help="a finished run directory"),
+              probe: str = typer.Argument(..., help="a probe with a recipe for the run's study"),
+              set_: Optional[list[str]] = typer.Option(None, "--set", "-s",
+                                                       help="probe parameter, e.g. probe.batch_size=32"),
+              steps: Optional[str] = typer.Option(None, "--steps", help="checkpoint steps, e.g. 0,100,200 "
+                                                                         "(default: every saved one)"),
+              model: Optional[list[str]] = typer.Option(None, "--model", "-m",
+                                                        help="only this model's checkpoints (repeatable)")) -> None:
+    """Run a probe over a run's saved checkpoints: a curve over training without training again."""
+    from iclab.config import parse_overrides
+    from iclab.studies.history import probe_checkpoints
+
+    try:
+        params = parse_overrides(set_)
+        bad = [k for k in params if not k.startswith("probe.") or k.count(".") != 1]
+        if bad:
+            raise IclabError(f"--set {bad[0]}: probe parameters are set as probe.NAME=VALUE")
+        try:
+            chosen = None if steps is None else [int(s) for s in steps.split(",") if s.strip()]
+        except ValueError:
+            raise IclabError(f"--steps {steps!r}: give steps separated by commas, e.g. 0,100,200") from None
+        rows = probe_checkpoints(run_dir, probe, {k.removeprefix("probe."): v for k, v in params.items()},
+                                 steps=chosen, models=model)
+    except IclabError as e:
+        _fail(e)
+    t = Table("model", "steps", "rows")
+    for name in rows.unique("model"):
+        mine = rows.where(model=name)
+        t.add_row(name, ", ".join(map(str, mine.unique("step"))), str(len(mine)))
+    out.print(t)
+    out.print(f"rows added to {Path(run_dir) / 'checkpoint-probes' / (probe + '.parquet')} "
+              f"(SQL view checkpoint_probes of iclab results)", highlight=False, soft_wrap=True)
 
 
 from iclab.sweep.cli import sweep_cmd  # noqa: E402

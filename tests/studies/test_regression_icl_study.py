@@ -90,6 +90,19 @@ def test_a_saved_model_is_evaluated_without_training(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
+def test_linear_probe_over_checkpoints_equals_the_studys_at_the_end(tmp_path):
+    from iclab.studies.history import probe_checkpoints
+
+    run = iclab.run("regression-icl", preset="cpu", overrides={**TINY, "shifts.kinds": ["scaled-x"],
+                                                               "train.keep_checkpoints": {"every": 6}}, out=tmp_path)
+    rows = probe_checkpoints(run.path, "linear_probe")
+    assert rows.unique("step") == [0, 6, 12]
+    study = run.load_rows().where(probe="linear_probe", step=12)
+    assert len(rows.where(step=12)) == len([r for r in study if r.label.endswith("@x")]) == 12  # 6 targets, 2 layers
+    for r in rows.where(step=12):
+        assert r.value == pytest.approx(study.value("r2", layer=r.layer, label=f"{r.label}@x"), abs=1e-6), r
+
+
 def test_same_seed_same_numbers(tmp_path):
     a, b = (iclab.run("regression-icl", preset="cpu", overrides={**TINY, "shifts.kinds": ["subspace"]},
                       out=tmp_path / k).load_rows().without_timing() for k in "ab")

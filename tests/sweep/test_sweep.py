@@ -175,9 +175,9 @@ def test_no_grid_and_bad_names_are_user_errors(cheap, tmp_path):
         run_sweep("cheap", "cpu", out=cheap, name="../escape")
 
 
-def test_ray_without_ray_installed_is_a_clear_error(cheap):
-    if importlib.util.find_spec("ray") is not None:
-        pytest.skip("ray is installed")
+def test_ray_without_ray_installed_is_a_clear_error(cheap, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real_find_spec(name, *a))
     with pytest.raises(IclabError, match=r"pip install 'iclab\[ray\]'"):
         run_sweep("cheap", "cpu", out=cheap, executor="ray")
     assert not (cheap / "cheap").exists()

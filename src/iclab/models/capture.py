@@ -133,8 +133,9 @@ def capture(model: nn.Module, inputs, names: NamesFilter, edits: Mapping[str, Ho
     names : str, iterable of str, or callable
         Activation names (``iclab.models.names``), glob patterns over this model's names
         (``"blocks.*.hook_resid_post"``), or a predicate ``fn(name) -> bool`` (TransformerLens's
-        ``names_filter``). Attention patterns switch the model to eager attention for this
-        pass; q, k and v to a wrapper of its own attention.
+        ``names_filter``). Sites inside attention (q, k, v, pattern) run the model on a
+        wrapper of its own attention; on SDPA, patterns are computed from the queries and
+        keys of the requested layers (:mod:`iclab.models.patterns`).
     edits : dict of str to hook function, optional
         Patches applied in the same pass (see :func:`iclab.models.patch.patch`); a name both
         edited and captured is captured after the edit.

@@ -14,8 +14,12 @@ the output projection, of the MLP's activation function...). The sites inside at
 (``q``, ``k``, ``v``, ``pattern``) are not any module's input or output: for them the
 model runs, inside the block, on ``iclab_sdpa`` or ``iclab_eager``, two functions
 registered in HF's ``AttentionInterface`` that call the model's own SDPA or eager
-attention with the hooks applied to its arguments and its weights. Patterns need the
-eager one (SDPA returns no weights); the model's implementation is restored on exit.
+attention with the hooks applied to its arguments and its weights. A model on SDPA stays
+on SDPA when patterns are read: the requested layers' patterns are computed from the same
+queries and keys (:mod:`iclab.models.patterns`), and only a layer whose weights SDPA would
+not reproduce (softcapping, sinks) runs the family's eager attention. A model on eager
+stays on eager, and any other implementation (flash, flex) is switched to eager. The
+model's implementation is restored on exit.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from iclab.errors import ConfigError
 from iclab.models.families import Family, family_of, get_module
 from iclab.models.names import ATTENTION_SITES, LAYER_SITES, READ_ONLY, ParsedName, act_name, parse_name
 from iclab.models.norms import norm_kind, norm_scale
+from iclab.models.patterns import additive_mask, pattern_from_qk, sdpa_exact
 
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]
 
@@ -265,11 +270,16 @@ def _hooked_attention(inner: str) -> Callable:
             key = _run_heads(table["k"], key)  # (batch, kv_head, pos, d_head)
         if table.get("v"):
             value = _run_heads(table["v"], value)  # (batch, kv_head, pos, d_head)
-        out, weights = _inner_attention(module, inner)(module, query, key, value, attention_mask, *args, **kwargs)
+        if table.get("pattern") and inner == "sdpa" and not sdpa_exact(module, kwargs):
+            # this layer alone on the family's eager attention, with SDPA's mask made additive
+            mask = additive_mask(module, attention_mask, query.shape[2], key.shape[2], query.dtype, query.device,
+                                 kwargs.get("is_causal"))
+            out, weights = _inner_attention(module, "eager")(module, query, key, value, mask, *args, **kwargs)
+        else:
+            out, weights = _inner_attention(module, inner)(module, query, key, value, attention_mask, *args, **kwargs)
         if table.get("pattern"):
-            if weights is None:
-                raise RuntimeError("the attention function returned no weights; attention patterns need eager "
-                                   "attention (iclab_eager)")
+            if weights is None:  # SDPA: the pattern from the same q and k, the forward untouched
+                weights = pattern_from_qk(module, query, key, attention_mask, *args, **kwargs)
             changed = False
             for fn in table["pattern"]:
                 new = fn(weights)  # (batch, head, query, key)
@@ -305,18 +315,17 @@ def _register_attention() -> None:
 @contextmanager
 def _attention_implementation(model: nn.Module, sites: set[str]) -> Iterator[None]:
     """Run the model on iclab's attention inside the block when ``sites`` include a site
-    inside attention: ``iclab_eager`` for patterns, else the wrapper of the model's own SDPA
-    (so that reading q, k or v does not change a single logit) or eager."""
+    inside attention: the wrapper of the model's own SDPA (so that reading q, k, v or a
+    pattern does not change a single logit) or of eager."""
     needed = sites & ATTENTION_SITES
     lm = backbone(model)
     before = getattr(lm.config, "_attn_implementation", None)
     if not needed:
         yield
         return
-    if "pattern" in needed or before not in ("sdpa", "iclab_sdpa"):
-        target = "iclab_eager"
-    else:
-        target = "iclab_sdpa"
+    # SDPA stays SDPA, patterns included (computed from q and k: iclab.models.patterns); eager
+    # stays eager; any other implementation (flash, flex) becomes eager
+    target = "iclab_sdpa" if before in ("sdpa", "iclab_sdpa") else "iclab_eager"
     if before == target or before == "iclab_eager":  # already wrapped (a block inside another)
         yield
         return

@@ -14,7 +14,7 @@ with ``A[b, head, i, k]`` a head's attention pattern (batch, head, query_pos, ke
 - **previous-token score**: mean over ``i >= 1`` of ``A[i, i - 1]``.
 
 Spec: ``mechanisms.md``, induction-heads. Scores are computed for every layer and head in
-one forward pass; patterns come from eager attention (SDPA returns none).
+one forward pass; on an SDPA model the patterns are computed from its queries and keys.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@
         run.json             study, preset, created, status, model, seed
         checkpoints/<name>/  one folder per model trained (see iclab.train.checkpoint)
         results.parquet      long-format rows (iclab.rows) + study and run columns
+        checkpoint-probes/   <probe>.parquet: rows of `iclab probe` over saved checkpoints
         arrays/<name>.npz    arrays a report needs besides the rows (probe arrays, representations)
         figures/*.png
         report.json          sections of the report: text, tables, figures
@@ -126,8 +127,9 @@ class Run:
         return gone
 
     # --- results ---------------------------------------------------------------------
-    def save_rows(self, rows: list[Row]) -> Path:
-        """Write all ``rows`` as ``results.parquet`` (replacing it), with study and run columns."""
+    def save_rows(self, rows: list[Row], path: Path | None = None) -> Path:
+        """Write all ``rows`` as ``results.parquet`` (or ``path``; replacing it), with study and
+        run columns."""
         meta = self.meta
         cols: dict[str, list] = {c: [] for c in ("study", "run", *ROW_COLUMNS)}
         for r in rows:
@@ -137,11 +139,11 @@ class Run:
             for c in ROW_COLUMNS:
                 cols[c].append(d[c])
         table = pa.Table.from_pydict(cols, schema=ARROW_SCHEMA)
-        return atomic_write(self.path / "results.parquet", lambda p: pq.write_table(table, p))
+        return atomic_write(path or self.path / "results.parquet", lambda p: pq.write_table(table, p))
 
-    def load_rows(self) -> Rows:
-        """The rows of ``results.parquet`` (empty if the run has none yet)."""
-        table = self._results_table()
+    def load_rows(self, path: Path | None = None) -> Rows:
+        """The rows of ``results.parquet`` (or of ``path``; empty if there is no such file)."""
+        table = self._results_table(path)
         if table is None:
             return Rows()
         return Rows(Row(**{c: d[c] for c in ROW_COLUMNS}) for d in table.to_pylist())
@@ -153,8 +155,8 @@ class Run:
         table = self._results_table()
         return (table if table is not None else ARROW_SCHEMA.empty_table()).to_pandas()
 
-    def _results_table(self) -> pa.Table | None:
-        path = self.path / "results.parquet"
+    def _results_table(self, path: Path | None = None) -> pa.Table | None:
+        path = path or self.path / "results.parquet"
         if not path.is_file():
             return None
         return read_results(path)

@@ -92,11 +92,12 @@ def scan(root: str | Path) -> list[RunRecord]:
     return runs
 
 
-def read_metrics(root: str | Path) -> pa.Table:
-    """Every readable ``results.parquet`` under ``root`` as one table (columns of
-    :data:`iclab.rows.ARROW_SCHEMA`; files with other columns are aligned by name)."""
+def read_metrics(root: str | Path, pattern: str = "**/results.parquet") -> pa.Table:
+    """Every readable ``results.parquet`` under ``root`` (or file matching ``pattern``) as one
+    table (columns of :data:`iclab.rows.ARROW_SCHEMA`; files with other columns are aligned by
+    name)."""
     tables = []
-    for path in sorted(check_root(root).glob("**/results.parquet")):
+    for path in sorted(check_root(root).glob(pattern)):
         try:
             tables.append(pq.read_table(path))
         except (OSError, pa.ArrowException) as e:
@@ -137,10 +138,31 @@ def headline(run_dir: Path) -> str:
         return ""
 
 
+def checkpoint_disk(run_dir: Path) -> tuple[int, int]:
+    """(number of checkpoints, their bytes on disk) under ``run_dir/checkpoints``: what a
+    checkpoint history (``train.keep_checkpoints``) costs."""
+    n = size = 0
+    for ckpt in run_dir.glob("checkpoints/*/step-*"):
+        n += 1
+        size += sum(f.stat().st_size for f in ckpt.iterdir() if f.is_file())
+    return n, size
+
+
+def _disk_text(n: int, size: int) -> str:
+    """``"12 × 1.6 MB"``: checkpoints and the size of one (their mean)."""
+    if not n:
+        return ""
+    per = size / n
+    unit = next((u for u, b in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)) if per >= b), "B")
+    scale = {"GB": 1e9, "MB": 1e6, "kB": 1e3, "B": 1}[unit]
+    return f"{n} × {per / scale:.3g} {unit}"
+
+
 def list_runs(root: str | Path = "runs", study: str | None = None, status: str | None = None):
     """The runs under ``root`` as a pandas DataFrame, newest first: study, run, status, created,
-    preset, model, headline (the error's first line for a failed run), path; filtered by
-    ``study`` and ``status`` when given."""
+    preset, model, headline (the error's first line for a failed run), checkpoints (how many,
+    and the disk one takes: ``"12 × 1.6 MB"``), checkpoint_bytes (all of them), path; filtered
+    by ``study`` and ``status`` when given."""
     import pandas as pd
 
     records = [r for r in scan(root) if (study is None or r.meta.get("study") == study)
@@ -150,7 +172,10 @@ def list_runs(root: str | Path = "runs", study: str | None = None, status: str |
     for r in records:
         row = r.row()
         head = headline(r.path) if row["status"] != "failed" or not row["error"] else row["error"][:80]
+        n, size = checkpoint_disk(r.path)
         rows.append({**{k: row[k] for k in ("study", "run", "status", "created", "preset", "model")},
-                     "headline": head, "path": row["path"]})
-    cols = ["study", "run", "status", "created", "preset", "model", "headline", "path"]
+                     "headline": head, "checkpoints": _disk_text(n, size), "checkpoint_bytes": size,
+                     "path": row["path"]})
+    cols = ["study", "run", "status", "created", "preset", "model", "headline", "checkpoints", "checkpoint_bytes",
+            "path"]
     return pd.DataFrame(rows, columns=cols)

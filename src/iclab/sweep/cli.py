@@ -33,8 +33,15 @@ def sweep_cmd(study: str = typer.Argument(..., help="study name (see `iclab list
               name: Optional[str] = typer.Option(None, "--name", help="sweep id (default: preset and a hash)"),
               model: Optional[str] = typer.Option(None, "--model", "-m",
                                                   help="measure a pretrained model in every trial"),
-              address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address"),
-              gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="Ray: GPUs per trial"),
+              address: Optional[str] = typer.Option(
+                  None, "--address", help="Ray: auto (the cluster on this machine), HOST:PORT or ray://HOST:PORT; "
+                                          "default: start a local Ray"),
+              retries: int = typer.Option(0, "--retries", help="try a failed trial (error or dead worker) again "
+                                                                 "up to N more times"),
+              cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial", help="Ray: CPUs per trial"),
+              gpus_per_trial: Optional[float] = typer.Option(
+                  None, "--gpus-per-trial", help="Ray: GPUs per trial (default: 1 if train.device is cuda, or auto "
+                                                 "on a cluster with GPUs; else 0)"),
               quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars or probe lines")) -> None:
     """Run every trial of a sweep grid (skipping finished ones) and write the sweep's report."""
     from iclab.config import parse_overrides
@@ -46,7 +53,8 @@ def sweep_cmd(study: str = typer.Argument(..., help="study name (see `iclab list
 
     try:
         res = run_sweep(study, preset, parse_overrides(set_), parse_grid(grid), out_dir, executor=executor,
-                        workers=workers, name=name, model=model, address=address, gpus_per_trial=gpus_per_trial)
+                        workers=workers, name=name, model=model, address=address, retries=retries,
+                        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial)
     except IclabError as e:
         _err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)

@@ -20,14 +20,27 @@ from iclab.sweep.trials import run_trial
 OnDone = Callable[[dict[str, Any]], None]
 
 
-def run_local(paths: list[str], on_done: OnDone, workers: int = 1) -> None:
-    """Run the trials at ``paths``; call ``on_done(outcome)`` as each one ends (see :func:`run_trial`)."""
+def run_local(paths: list[str], on_done: OnDone, workers: int = 1, retries: int = 0) -> None:
+    """Run the trials at ``paths``; call ``on_done(outcome)`` after every attempt.
+
+    ``outcome`` is :func:`run_trial`'s dict plus ``attempt`` (1, 2, ...) and ``final`` (False
+    when the trial failed and is tried again: at most ``retries`` more times)."""
+    def finish(outcome: dict[str, Any], attempt: int) -> bool:
+        final = outcome["status"] == "done" or attempt > retries
+        on_done({**outcome, "attempt": attempt, "final": final})
+        return final
+
     if workers <= 1:
         for p in paths:
-            on_done(run_trial(p))
+            attempt = 1
+            while not finish(run_trial(p), attempt):
+                attempt += 1
         return
     ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(run_trial, p) for p in paths]
-        for f in as_completed(futures):
-            on_done(f.result())
+        futures = {pool.submit(run_trial, p): (p, 1) for p in paths}
+        while futures:
+            f = next(as_completed(futures))
+            path, attempt = futures.pop(f)
+            if not finish(f.result(), attempt):
+                futures[pool.submit(run_trial, path)] = (path, attempt + 1)

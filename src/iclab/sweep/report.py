@@ -27,9 +27,17 @@ SectionsFn = Callable[[list[TrialRecord], Callable[[Any, str], str]], list[Secti
 def trials_table(records: list[TrialRecord]) -> Table:
     keys = list(dict.fromkeys(k for r in records for k in r.values))
     rows = [[r.name, *(r.values.get(k) for k in keys), r.status,
-             "" if r.seconds is None else round(r.seconds), r.error or ""] for r in records]
-    return Table(["trial", *keys, "status", "seconds", "error"], rows,
-                 caption="Each trial is a run directory named after its trial inside the sweep directory.")
+             "" if r.seconds is None else round(r.seconds), r.attempts or "", _errors(r)] for r in records]
+    return Table(["trial", *keys, "status", "seconds", "attempts", "error"], rows,
+                 caption="Each trial is a run directory named after its trial inside the sweep directory. "
+                         "Attempts: executions in the last run of the sweep (blank: finished earlier, skipped).")
+
+
+def _errors(r: TrialRecord) -> str:
+    """The trial's error; for a trial tried more than once, each failed attempt's error."""
+    if len(r.errors) <= 1:
+        return r.error or ""
+    return "; ".join(f"attempt {i}: {e}" for i, e in enumerate(r.errors, 1))
 
 
 def write_sweep_report(sweep_dir: Path, state: dict[str, Any], records: list[TrialRecord],

@@ -14,11 +14,12 @@ trial runs, so a typo in a key or a size that cannot fit fails at once. The swee
 same sweep run again lands in the same directory, skips its finished trials, resumes
 interrupted ones from their checkpoints and retries failed ones. A trial that fails is
 recorded (status ``failed`` and the error, in its run.json and in sweep.json) and the
-sweep goes on.
+sweep goes on; with ``retries`` it is first tried again that many times.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -60,7 +61,8 @@ def _sweep_id(preset: str, study: str, configs: list[str], names: list[str]) -> 
 def run_sweep(study: str, preset: str = "cpu", overrides: dict[str, Any] | None = None,
               grid: dict[str, list] | None = None, out: str | Path = "runs", *,
               executor: Literal["local", "ray"] = "local", workers: int = 1, name: str | None = None,
-              model: str | None = None, address: str | None = None, gpus_per_trial: float = 0.0) -> SweepResult:
+              model: str | None = None, address: str | None = None, retries: int = 0,
+              cpus_per_trial: float = 1.0, gpus_per_trial: float | None = None) -> SweepResult:
     """Run every trial of the sweep grid of ``study`` and write the sweep's report.
 
     Parameters
@@ -83,9 +85,16 @@ def run_sweep(study: str, preset: str = "cpu", overrides: dict[str, Any] | None 
     model : str, optional
         A pretrained model (name or path) measured in every trial instead of training.
     address : str, optional
-        Ray cluster address (Ray executor).
-    gpus_per_trial : float, default 0
-        GPUs Ray reserves for each trial.
+        Ray executor: ``"auto"`` (the cluster running on this machine), ``"HOST:PORT"`` (a
+        head's GCS address) or ``"ray://HOST:PORT"`` (Ray client); None starts a local Ray.
+    retries : int, default 0
+        A failed trial (the study raised, or its worker died) is tried again up to this many
+        more times, from its last checkpoint; every attempt's error is kept in ``sweep.json``.
+    cpus_per_trial : float, default 1
+        CPUs Ray reserves for each trial.
+    gpus_per_trial : float, optional
+        GPUs Ray reserves for each trial; None: from the trials' ``train.device`` (1 for
+        "cuda", and for "auto" on a cluster with GPUs; else 0).
 
     Returns
     -------
@@ -96,6 +105,11 @@ def run_sweep(study: str, preset: str = "cpu", overrides: dict[str, Any] | None 
         raise ConfigError(f"executor = {executor!r}; allowed: local, ray")
     if workers < 1:
         raise ConfigError(f"workers = {workers}; must be >= 1")
+    if not 0 <= retries <= 100:
+        raise ConfigError(f"retries = {retries}; allowed: 0 to 100")
+    if not 0 < cpus_per_trial <= 1024 or not 0 <= (gpus_per_trial or 0) <= 64:
+        raise ConfigError(f"cpus per trial = {cpus_per_trial}, gpus per trial = {gpus_per_trial}; allowed: "
+                          "0 < cpus <= 1024, 0 <= gpus <= 64")
     if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise ConfigError(f"sweep name {name!r}: use letters, digits and ._- (it names a directory)")
     if executor == "ray":
@@ -110,7 +124,7 @@ def run_sweep(study: str, preset: str = "cpu", overrides: dict[str, Any] | None 
     if not trials:
         raise ConfigError(f"no sweep grid for {study} preset {preset!r}: give --grid KEY=[V1,V2] or a `sweep:` "
                           "section in the preset")
-    configs = []
+    configs, devices = [], set()
     for t in trials:
         try:
             cfg = spec.load_config(preset, {**overrides, **t.overrides})
@@ -118,54 +132,70 @@ def run_sweep(study: str, preset: str = "cpu", overrides: dict[str, Any] | None 
         except ConfigError as e:  # a missing --model is the same for every trial: it goes up unchanged
             raise ConfigError(f"sweep trial {t.name!r}: {e}") from None
         configs.append(to_yaml(cfg))
+        devices.add(getattr(getattr(cfg, "train", None), "device", "cpu"))
 
-    sweep_id = name or _sweep_id(preset, study, configs, [t.name for t in trials])
-    sweep_dir = Path(out) / study / sweep_id
-    records = []
-    earlier = _earlier_seconds(sweep_dir)
-    for t, cfg_yaml in zip(trials, configs):
-        path = sweep_dir / t.name
-        meta = {"preset": preset, "model": model, "overrides": {**overrides, **t.overrides}}
-        status = prepare_trial(path, study, sweep_id, t.name, cfg_yaml, meta)
-        records.append(TrialRecord(t.name, t.overrides, str(path), status,
-                                   _error_of(path) if status == "failed" else None,
-                                   earlier.get(t.name) if status == "done" else None))
-    state = {"study": study, "sweep": sweep_id, "preset": preset, "overrides": overrides, "grid": full_grid,
-             "model": model, "executor": executor, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    _save(sweep_dir, state, records)
+    with contextlib.ExitStack() as stack:
+        if executor == "ray":
+            from iclab.sweep.ray_executor import ray_session
 
-    todo = [r for r in records if r.status != "done"]
-    skipped = len(records) - len(todo)
-    console.print(f"sweep {sweep_dir}: {len(records)} trials" + (f", {skipped} already done" if skipped else ""),
-                  highlight=False, soft_wrap=True)
-    by_path = {r.path: r for r in records}
-    finished = 0
-
-    def on_done(outcome: dict[str, Any]) -> None:
-        nonlocal finished
-        finished += 1
-        r = by_path[outcome["path"]]
-        r.status, r.error, r.seconds = outcome["status"], outcome["error"], outcome["seconds"]
+            # connect now: a cluster that cannot be reached is refused before anything is written
+            stack.enter_context(ray_session(address))
+        sweep_id = name or _sweep_id(preset, study, configs, [t.name for t in trials])
+        sweep_dir = Path(out) / study / sweep_id
+        records = []
+        earlier = _earlier_seconds(sweep_dir)
+        for t, cfg_yaml in zip(trials, configs):
+            path = sweep_dir / t.name
+            meta = {"preset": preset, "model": model, "overrides": {**overrides, **t.overrides}}
+            status = prepare_trial(path, study, sweep_id, t.name, cfg_yaml, meta)
+            records.append(TrialRecord(t.name, t.overrides, str(path), status,
+                                       _error_of(path) if status == "failed" else None,
+                                       earlier.get(t.name) if status == "done" else None))
+        state = {"study": study, "sweep": sweep_id, "preset": preset, "overrides": overrides, "grid": full_grid,
+                 "model": model, "executor": executor, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         _save(sweep_dir, state, records)
-        line = f"[{finished}/{len(todo)}] {r.name}: {r.status} in {r.seconds:.0f} s"
-        console.print(line + (f" ({r.error})" if r.error else ""), highlight=False, soft_wrap=True)
 
-    for r in todo:
-        r.status = "pending"
-    paths = [r.path for r in todo]
-    if executor == "ray":
-        from iclab.sweep.ray_executor import run_ray
+        todo = [r for r in records if r.status != "done"]
+        skipped = len(records) - len(todo)
+        console.print(f"sweep {sweep_dir}: {len(records)} trials" + (f", {skipped} already done" if skipped else ""),
+                      highlight=False, soft_wrap=True)
+        by_path = {r.path: r for r in records}
+        finished = 0
 
-        run_ray(paths, on_done, address=address, gpus_per_trial=gpus_per_trial)
-    else:
-        from iclab.sweep.local import run_local
+        def on_done(outcome: dict[str, Any]) -> None:
+            """After every attempt: record it; a failed attempt that will be retried keeps its error."""
+            nonlocal finished
+            r = by_path[outcome["path"]]
+            r.attempts, r.error, r.seconds = outcome["attempt"], outcome["error"], outcome["seconds"]
+            if outcome["error"]:
+                r.errors.append(outcome["error"])
+            r.status = outcome["status"] if outcome["final"] else "retrying"
+            finished += outcome["final"]
+            _save(sweep_dir, state, records)
+            line = (f"[{finished}/{len(todo)}] {r.name}: {r.status} in {r.seconds:.0f} s" if outcome["final"] else
+                    f"{r.name}: attempt {r.attempts} failed in {r.seconds:.0f} s, trying again")
+            if r.attempts > 1 and outcome["final"]:
+                line += f" (attempt {r.attempts})"
+            console.print(line + (f" ({r.error})" if r.error else ""), highlight=False, soft_wrap=True)
 
-        run_local(paths, on_done, workers=workers)
+        for r in todo:
+            r.status, r.attempts, r.errors = "pending", 0, []
+        paths = [r.path for r in todo]
+        if executor == "ray":
+            from iclab.studies import STUDIES
+            from iclab.sweep.ray_executor import run_ray
 
-    from iclab.sweep.report import write_sweep_report
+            run_ray(paths, on_done, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                    retries=retries, study_entry=STUDIES[study], devices=devices)
+        else:
+            from iclab.sweep.local import run_local
 
-    write_sweep_report(sweep_dir, state, records, spec.sweep_report)
-    return SweepResult(sweep_dir, records)
+            run_local(paths, on_done, workers=workers, retries=retries)
+
+        from iclab.sweep.report import write_sweep_report
+
+        write_sweep_report(sweep_dir, state, records, spec.sweep_report)
+        return SweepResult(sweep_dir, records)
 
 
 def _error_of(path: Path) -> str | None:

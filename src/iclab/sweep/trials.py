@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,9 @@ class TrialRecord:
     """What the sweep knows about one trial.
 
     ``status`` is pending, running, done or failed; ``error`` is one line for a failed
-    trial; ``seconds`` is the wall time of its last execution.
+    trial; ``seconds`` is the wall time of its last execution; ``attempts`` counts its
+    executions in this run of the sweep (more than one when ``retries`` allowed it to be tried
+    again), and ``errors`` holds the error of each failed attempt, in order.
     """
 
     name: str
@@ -39,6 +41,8 @@ class TrialRecord:
     status: str = "pending"
     error: str | None = None
     seconds: float | None = None
+    attempts: int = 0
+    errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,3 +87,9 @@ def run_trial(path: str) -> dict[str, Any]:
         if meta.get("status") != "failed":  # failed before the study started (config, registry)
             Run(Path(path)).update_meta(status="failed", error=error, traceback=traceback.format_exc(limit=20))
     return {"path": path, "status": status, "error": error, "seconds": time.perf_counter() - t0}
+
+
+def record_failure(path: str, error: str) -> None:
+    """Mark the trial at ``path`` failed with ``error`` in its ``run.json``: for a trial whose
+    process died before it could say so itself (a killed worker)."""
+    Run(Path(path)).update_meta(status="failed", error=error, traceback=None)

@@ -7,8 +7,10 @@ SHA-256 of each tensor file). It is written under a temporary name and renamed i
 place, so a kill at any moment leaves either the whole checkpoint or none of it.
 Nothing is unpickled when loading.
 
-A training keeps its two newest checkpoints: the previous one is deleted only once the
-new one is written and its checksums verified. A checkpoint damaged later (a truncated
+A training keeps its newest checkpoints (two by default; ``train.keep_checkpoints``), and with
+``every`` also one every that many steps, a history that :mod:`iclab.studies.history` runs
+probes over. A checkpoint is deleted only once a newer one is written and its checksums
+verified. A checkpoint damaged later (a truncated
 file, a disk error) is passed over by :func:`latest_checkpoint` with a one-line
 :class:`~iclab.errors.IclabWarning`, and training resumes from the previous one; the data
 stream and the RNG state come from the checkpoint, so the result is the same.
@@ -64,9 +66,10 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 
 def save_checkpoint(ckpt_root: Path, step: int, model: nn.Module, opt: torch.optim.Optimizer,
-                    trainer_state: dict, keep: int = 2) -> Path:
+                    trainer_state: dict, keep: int = 2, every: int | None = None) -> Path:
     """Write the checkpoint of ``step`` atomically and verify it; then keep the newest ``keep``
-    of them (at least 2: the previous one stays until this one is known to be whole)."""
+    of them (at least 2: the previous one stays until this one is known to be whole) and those
+    of steps that are multiples of ``every``."""
     assert keep >= 2, "the previous checkpoint is what a damaged newest one falls back to"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"{_STEP_PREFIX}{step:08d}"
@@ -91,8 +94,21 @@ def save_checkpoint(ckpt_root: Path, step: int, model: nn.Module, opt: torch.opt
         shutil.rmtree(final, ignore_errors=True)
         raise ModelLoadError(f"checkpoint {final} did not verify after writing ({problem}); the previous one is kept")
     for old in sorted(ckpt_root.glob(f"{_STEP_PREFIX}*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if every is None or step_of(old) % every:
+            shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def step_of(path: Path) -> int:
+    """The step of a checkpoint directory ``step-00000500``."""
+    return int(path.name.removeprefix(_STEP_PREFIX))
+
+
+def checkpoints(ckpt_root: Path) -> list[Path]:
+    """The whole checkpoints under ``ckpt_root`` (those with a ``trainer.json``), oldest first."""
+    if not ckpt_root.is_dir():
+        return []
+    return [p for p in sorted(ckpt_root.glob(f"{_STEP_PREFIX}*")) if (p / "trainer.json").is_file()]
 
 
 def checkpoint_problem(path: Path) -> str | None:

@@ -1,13 +1,17 @@
 """The training loop: one function, readable top to bottom.
 
 Each step: fetch the step's batch (made in a background thread while the previous step
-computes), forward under autocast, loss, backward, clip, AdamW step at the scheduled
-learning rate. The training curves (loss, lr, gradient norm, throughput) are rows every
+computes, in pinned memory for a GPU), forward under autocast, loss, backward, clip, AdamW
+step at the scheduled learning rate. The training curves (loss, lr, gradient norm, throughput) are rows every
 ``log_every`` steps; probes run at step 0, every ``eval_every`` steps and at the end, so
 every metric is also a curve over training. Checkpoints hold everything a resume needs (weights,
 optimizer, RNG, losses, probe rows); the data stream needs no state because the batch of
 step ``s`` is drawn from ``default_rng([data_seed, s])``. A run killed at any point and
 resumed therefore ends with the same numbers as one that never stopped.
+
+Under ``torchrun`` the same function trains one model over several processes: each takes
+its slice of the step's batch, gradients are averaged, and rank 0 alone probes and writes
+checkpoints. That plumbing is :mod:`iclab.train.distributed`; in one process it does nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from torch import nn
 from iclab.config import LogConfig, TrainConfig
 from iclab.rows import Row, Rows
 from iclab.progress import TrainingProgress
-from iclab.train.batches import batch_at, loss_on_batch, to_device
+from iclab.train import distributed
+from iclab.train.batches import batch_at, host_tensors, to_device, tokens_in
 from iclab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from iclab.train.schedule import get_lr
 from iclab.train.sinks import Sinks
@@ -43,22 +48,46 @@ class TrainResult:
     grad_norms: list[float] = field(default_factory=list)  # one per step; NaN where none was computed
 
 
-def pick_device(name: str) -> torch.device:
+_said_cpu = False
+
+
+def pick_device(name: str, index: int = 0) -> torch.device:
+    """The device of ``train.device`` (GPU ``index`` of this machine for "cuda"). "auto" without
+    a GPU falls back to the CPU, saying so once per process in one line."""
+    global _said_cpu
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", index)
+        if not _said_cpu and distributed.ranks().main:
+            from iclab.progress import console
+            console.print("train.device = auto: no GPU found, training on the CPU", highlight=False)
+            _said_cpu = True
+        return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         from iclab.errors import ConfigError
         raise ConfigError("train.device = 'cuda' but no GPU is available; allowed here: auto, cpu")
-    return torch.device(name)
+    return torch.device("cuda", index) if name == "cuda" else torch.device(name)
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (norm gains and biases are not decayed)."""
+def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool = False) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (norm gains and biases are not decayed); ``fused``
+    (one kernel for all parameters) is for CUDA."""
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused or None)
+
+
+def use_fused(opt: torch.optim.AdamW, fused: bool) -> None:
+    """Make a loaded optimizer fused (CUDA) or not: its flag, and the step counts, which fused
+    AdamW keeps on the parameters' device and the other kind on the CPU."""
+    for group in opt.param_groups:
+        group["fused"] = fused or None
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            if "step" in state:
+                state["step"] = state["step"].to(p.device if fused else "cpu")
 
 
 def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir: Path | None = None,
@@ -92,17 +121,26 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
     global norm before clipping) and ``speed``/``tokens_per_s`` (training only; a property of
     the machine, so it differs between runs that are otherwise identical).
     """
-    device = pick_device(cfg.device)
+    ranks = distributed.init()  # one process: rank 0 of 1, and nothing below is distributed
+    device = pick_device(cfg.device, ranks.local)
     model.to(device)
-    opt = make_optimizer(model, cfg)
+    opt = make_optimizer(model, cfg, fused=device.type == "cuda")
     use_bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
-    step_fn = torch.compile(model) if cfg.compile else model
+    compute_loss = distributed.loss_function(torch.compile(model) if cfg.compile else model, ranks, device)
+    pin = device.type == "cuda"
     log_every = cfg.log_every or max(1, cfg.steps // 100)
     result, start = TrainResult(), 0
+
+    def fetch(step: int) -> tuple[dict[str, torch.Tensor], int]:
+        """This process's share of the batch of ``step`` as CPU tensors, and the tokens in the whole batch."""
+        batch = batch_at(world, data_seed, step, cfg.batch_size)
+        tensors = ranks.shard(host_tensors(batch))
+        return ({k: v.pin_memory() for k, v in tensors.items()} if pin else tensors), tokens_in(batch)
 
     ckpt = latest_checkpoint(ckpt_dir) if ckpt_dir else None
     if ckpt is not None:
         meta = load_checkpoint(ckpt, model, opt)
+        use_fused(opt, device.type == "cuda")  # the checkpoint may come from another device
         start = meta["step"]
         trainer = meta["trainer"]
         result = TrainResult(start, Rows(Row(**r) for r in trainer["rows"]), trainer["losses"],
@@ -111,13 +149,15 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
             model.eval()
             return result
 
+    keep = cfg.keep_checkpoints
+
     def checkpoint(step: int) -> None:
-        if ckpt_dir is not None:
+        if ckpt_dir is not None and ranks.main:
             state = {"rows": [asdict(r) for r in result.rows], "losses": result.losses, "label": label,
                      "grad_norms": [None if v != v else v for v in result.grad_norms]}  # JSON has no NaN
-            save_checkpoint(ckpt_dir, step, model, opt, state)
+            save_checkpoint(ckpt_dir, step, model, opt, state, keep=keep.last, every=keep.every)
 
-    tokens = 0  # trained on since the last log row (a curriculum changes a batch's size)
+    tokens = 0  # trained on since the last log row or probe (a curriculum changes a batch's size)
     probe_at = set(cfg.probe_at)
     last_probe = max([0, *(r.step for r in result.rows if r.probe == "train")])
     pending_losses: list[torch.Tensor] = []
@@ -127,7 +167,7 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
     with ThreadPoolExecutor(max_workers=1) as pool, TrainingProgress(label, cfg.steps, start) as shown:
 
         def run_probe(step: int) -> None:
-            if probe is None:
+            if probe is None or not ranks.main:
                 return
             model.eval()
             rows = Rows(probe(model, step))
@@ -138,21 +178,23 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
 
         model.train()
         if start == 0:
+            if keep.every is not None:
+                checkpoint(0)  # the initial weights start the checkpoint history
             run_probe(0)
-        next_batch = pool.submit(batch_at, world, data_seed, start, cfg.batch_size)
+        next_batch = pool.submit(fetch, start)
         t_last = time.perf_counter()
         for step in range(start, cfg.steps):
-            batch = next_batch.result()
+            batch, tokens_per_batch = next_batch.result()
             if step + 1 < cfg.steps:  # make the next batch while this one computes
-                next_batch = pool.submit(batch_at, world, data_seed, step + 1, cfg.batch_size)
-            tokens += batch.tokens.size if hasattr(batch, "tokens") else batch.xs.shape[0] * batch.xs.shape[1]
+                next_batch = pool.submit(fetch, step + 1)
+            tokens += tokens_per_batch
             inputs = to_device(batch, device)
 
             lr = get_lr(step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
             for group in opt.param_groups:
                 group["lr"] = lr
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = loss_on_batch(step_fn, inputs)
+                loss = compute_loss(inputs)
             loss.backward()
             done = step + 1
             if cfg.grad_clip > 0:  # the norm comes with clipping; without it, it is computed for the log only
@@ -168,9 +210,11 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
 
             is_log = done % log_every == 0 or done == cfg.steps
             is_probe = done % cfg.eval_every == 0 or done in probe_at or done == cfg.steps
-            if is_log or is_probe or done % cfg.ckpt_every == 0:
+            is_ckpt = done % cfg.ckpt_every == 0 or done == cfg.steps or keep.keeps(done)
+            if is_log or is_probe or is_ckpt:
                 # one device sync per interval, not per step
-                result.losses.extend(torch.stack(pending_losses).float().cpu().tolist())
+                # the global batch's loss: the mean of the processes' shares
+                result.losses.extend(ranks.mean(torch.stack(pending_losses).float()).cpu().tolist())
                 result.grad_norms.extend(torch.stack(pending_norms).float().cpu().tolist())
                 pending_losses.clear()
                 pending_norms.clear()
@@ -192,7 +236,7 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
                 run_probe(done)
                 t_last, tokens = time.perf_counter(), 0  # throughput counts training only
             result.step = done
-            if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            if is_ckpt:
                 checkpoint(done)
     sinks.close()
     model.eval()
