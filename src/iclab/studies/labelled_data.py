@@ -1,14 +1,19 @@
-"""The ``data`` section shared by the studies that classify labelled text (label-semantics,
-demo-selection): the shipped sets by name, or a user's CSV/JSONL file."""
+"""What the studies that classify labelled text share (label-semantics, demo-selection): the
+``data`` section (the shipped sets by name, or a user's CSV/JSONL file), and prompts as
+:class:`Case` s encoded for the label-scoring probe."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from pydantic import Field
 
 from iclab.config import Frozen
 from iclab.limits import MAX_LIST
+from iclab.probes.label_scoring import LabelPrompts, encode_texts, label_token_ids
+from iclab.rows import Row
 from iclab.tasks.labelled import LabelledSet, read_labelled, shipped_set
 
 ShippedSet = Literal["sentiment", "topic", "entailment"]
@@ -46,3 +51,35 @@ class DataSettings(Frozen):
             return [read_labelled(self.path, self.text_column, self.label_column, input_prefix=self.input_prefix,
                                   label_prefix=self.label_prefix, labels=self.labels)]
         return [shipped_set(t) for t in dict.fromkeys(self.tasks)]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One prompt: its text, candidate label words, the target index of each metric (-1: none),
+    and its group (the row label its accuracy counts toward)."""
+
+    text: str
+    candidates: tuple[str, ...]
+    targets: dict[str, int]
+    group: str
+
+
+def encode_cases(tokenizer, items: list[Case], label_prefix: str) -> LabelPrompts:
+    """Token ids of the cases' texts and the one token of each candidate label (refused if not one)."""
+    ids, lengths = encode_texts(tokenizer, [c.text for c in items])
+    width = max(len(c.candidates) for c in items)
+    token_of: dict[tuple[str, ...], list[int]] = {}
+    cands = np.full((len(items), width), -1, dtype=np.int64)
+    for j, c in enumerate(items):
+        if c.candidates not in token_of:
+            token_of[c.candidates] = label_token_ids(tokenizer, c.candidates, label_prefix)
+        cands[j, : len(c.candidates)] = token_of[c.candidates]
+    metrics = list(dict.fromkeys(m for c in items for m in c.targets))
+    targets = {m: np.array([c.targets.get(m, -1) for c in items], dtype=np.int64) for m in metrics}
+    return LabelPrompts(ids, lengths, cands, targets, np.array([c.group for c in items]), [c.text for c in items])
+
+
+def prompt_counts(prompts: LabelPrompts, probe: str = "label_scoring") -> list[Row]:
+    """How many prompts each group's accuracy averages (for the error bars)."""
+    return [Row(probe, "n_prompts", float((prompts.groups == g).sum()), label=str(g))
+            for g in dict.fromkeys(prompts.groups.tolist())]

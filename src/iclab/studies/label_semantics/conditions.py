@@ -29,26 +29,14 @@ label the flipped map gives (``context_accuracy``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-
 import numpy as np
 
+from iclab.studies.labelled_data import Case
 from iclab.tasks.labelled import SEPARATOR, LabelledSet, format_example, format_input
 
 ZERO_SHOT = "zero-shot"
 #: the variants with demonstrations, in report order
 CONDITIONS = ("gold", "random", "flipped", "unrelated", "no-labels", "ood-inputs")
-
-
-@dataclass(frozen=True)
-class Case:
-    """One prompt: its text, candidate label words, the target index of each metric (-1: none),
-    and its group (``"<set>/<condition>"``)."""
-
-    text: str
-    candidates: tuple[str, ...]
-    targets: dict[str, int]
-    group: str
 
 
 def group_label(task: str, condition: str) -> str:

@@ -9,30 +9,16 @@ import numpy as np
 
 from iclab.models.build import build_model, n_params
 from iclab.models.load import load_model, save_trained
-from iclab.probes.label_scoring import LabelPrompts, LabelScoring, encode_texts, label_token_ids
+from iclab.probes.label_scoring import LabelPrompts, LabelScoring
 from iclab.progress import progress_bar
-from iclab.rows import Row, Rows
+from iclab.rows import Rows
 from iclab.runs.run import Run
-from iclab.studies.label_semantics.conditions import Case, cases, group_label, queries_of, zero_shot_cases
+from iclab.studies.label_semantics.conditions import cases, group_label, queries_of, zero_shot_cases
 from iclab.studies.label_semantics.config import TRAINED, LabelSemanticsConfig
 from iclab.studies.label_semantics.trained import TASK, trained_prompts
+from iclab.studies.labelled_data import encode_cases, prompt_counts
 from iclab.tasks.labelled import LabelledSet, ood_sentences
 from iclab.train.loop import train
-
-
-def encode_cases(tokenizer, items: list[Case], label_prefix: str) -> LabelPrompts:
-    """Token ids of the cases' texts and the one token of each candidate label (refused if not one)."""
-    ids, lengths = encode_texts(tokenizer, [c.text for c in items])
-    width = max(len(c.candidates) for c in items)
-    token_of: dict[tuple[str, ...], list[int]] = {}
-    cands = np.full((len(items), width), -1, dtype=np.int64)
-    for j, c in enumerate(items):
-        if c.candidates not in token_of:
-            token_of[c.candidates] = label_token_ids(tokenizer, c.candidates, label_prefix)
-        cands[j, : len(c.candidates)] = token_of[c.candidates]
-    metrics = list(dict.fromkeys(m for c in items for m in c.targets))
-    targets = {m: np.array([c.targets.get(m, -1) for c in items], dtype=np.int64) for m in metrics}
-    return LabelPrompts(ids, lengths, cands, targets, np.array([c.group for c in items]), [c.text for c in items])
 
 
 def set_prompts(s: LabelledSet, cfg: LabelSemanticsConfig, tokenizer) -> dict[int, LabelPrompts]:
@@ -46,12 +32,6 @@ def set_prompts(s: LabelledSet, cfg: LabelSemanticsConfig, tokenizer) -> dict[in
         items = cases(s, p.conditions, k, queries, p.n_draws, rng, p.unrelated_labels, ood_sentences())
         out[k] = encode_cases(tokenizer, items, s.label_prefix)
     return out
-
-
-def prompt_counts(prompts: LabelPrompts) -> list[Row]:
-    """How many prompts each group's accuracy averages (for the error bars)."""
-    return [Row("label_scoring", "n_prompts", float((prompts.groups == g).sum()), label=str(g))
-            for g in dict.fromkeys(prompts.groups.tolist())]
 
 
 def measure(cfg: LabelSemanticsConfig, run: Run, model_name: str | None = None) -> None:
