@@ -9,7 +9,9 @@ over the pretraining inputs and one label map m per sequence, y_i = m(c(x_i)):
     m(c) = S_{π(c)}       with probability p_remap                     (π a uniform permutation)
     m(c) = U_{π(c)}       with probability p_unrelated                 (unrelated label tokens)
 
-so the semantic labels S carry a prior (the pretraining meaning of "positive"), and a model
+and then, with probability ``label_noise``, each y_i independently is replaced by a uniformly
+random label of the same kind (S or U). So the semantic labels S carry a prior (the
+pretraining meaning of "positive"), and a model
 that reads the map from the context can also follow a remapping or unrelated labels. This
 is the synthetic counterpart of Wei et al., "Larger language models do in-context learning
 differently" (2023) and Min et al. (2022): flipped labels (S_{c+1 mod C}) and semantically
@@ -28,7 +30,8 @@ n_classes : int, default 2
 n_ood_inputs : int, default 16
 pairs : int, default 16
     K, pairs per pretraining sequence (``2K`` tokens).
-p_remap, p_unrelated : float, default 0.2, 0.1
+p_remap, p_unrelated : float, default 0.1, 0.1
+label_noise : float, default 0.2
 seed : int, default 0
     Seed of the class of each input.
 
@@ -59,8 +62,9 @@ class LabelMapWorld(World):
     n_classes: int = Field(2, ge=2, le=1000)
     n_ood_inputs: int = Field(16, ge=0, le=MAX_ITEMS)
     pairs: int = Field(16, ge=1, le=MAX_SEQ // 2)
-    p_remap: float = Field(0.2, ge=0, le=1)
+    p_remap: float = Field(0.1, ge=0, le=1)
     p_unrelated: float = Field(0.1, ge=0, le=1)
+    label_noise: float = Field(0.2, ge=0, le=1)
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @model_validator(mode="after")
@@ -104,6 +108,9 @@ class LabelMapWorld(World):
         mapping, kind = self.mappings(rng, n)
         xs = rng.integers(0, self.n_inputs, size=(n, self.pairs))  # (n, K)
         ys = np.take_along_axis(mapping, self.classes()[xs], axis=1)  # (n, K)
+        noisy = rng.random((n, self.pairs)) < self.label_noise
+        first = np.where(kind == UNRELATED, self.unrelated_token(0), self.label_token(0))[:, None]  # (n, 1)
+        ys = np.where(noisy, first + rng.integers(0, self.n_classes, size=(n, self.pairs)), ys)
         tokens = np.stack([xs, ys], axis=2).reshape(n, 2 * self.pairs).astype(np.int64)  # (n, 2K)
         mask = np.zeros_like(tokens, dtype=bool)
         mask[:, 1::2] = True

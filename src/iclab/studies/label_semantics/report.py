@@ -222,7 +222,8 @@ def trained_summary(cfg: LabelSemanticsConfig, run: Run, res: Results, K: int) -
     lines = [f"A {cfg.model.family} model ({cfg.model.n_layers} layers, width {cfg.model.d_model}, "
              f"{params(res.sizes[0])} parameters) trained {steps} steps on the label-map world: {w.n_inputs} inputs "
              f"in {w.n_classes} classes; {w.pairs} pairs a sequence; labels remapped in context in "
-             f"{w.p_remap:.0%} of sequences and unrelated in {w.p_unrelated:.0%}.",
+             f"{w.p_remap:.0%} of sequences and unrelated in {w.p_unrelated:.0%}, each label random with probability "
+             f"{w.label_noise:.0%}.",
              f"Accuracy at k = {K}: {_fmt(res, m, K)}."]
     warnings = []
     zero = res.acc(m, t, ZERO_SHOT, 0)
