@@ -77,7 +77,6 @@ class DemoSelectionConfig(Frozen):
                                                               max_length=MAX_LIST)
     data: DataSettings = DataSettings()
     selection: SelectionSettings = SelectionSettings()
-    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
     def _check(self):
@@ -116,6 +115,6 @@ def footprint(cfg: DemoSelectionConfig, model_name: str | None = None) -> Footpr
     unknown before it is downloaded: the runtime stands for it); also refuses unusable inputs
     first (:func:`check_inputs`)."""
     check_inputs(cfg, model_name)
-    device = run_device(cfg.device)
+    device = run_device("auto")  # load_model puts a model on the GPU when there is one
     fps = [pretrained_footprint(n, device) or Footprint({"runtime": RUNTIME}, device) for n in cfg.scored(model_name)]
     return max(fps, key=lambda fp: fp.total)

@@ -63,8 +63,7 @@ def measure(cfg: DemoSelectionConfig, run: Run, model_name: str | None = None) -
     with progress_bar() as bar:
         task = bar.add_task("demo selection", total=len(names) * len(sets), info="")
         for name in names:
-            model, tokenizer = load_model(name, tokenizer="required", device=None if cfg.device == "auto"
-                                          else cfg.device)
+            model, tokenizer = load_model(name, tokenizer="required")
             sizes.append(n_params(model))
             for s in sets:
                 emb = None
