@@ -179,3 +179,14 @@ def test_findings_are_written_from_the_numbers(tmp_path):
 
 def run_config(run: Run):
     return iclab.studies.get_study("label-semantics").config_of(run)
+
+
+def test_a_sweep_over_models_draws_the_scale_curve(two_models, tmp_path):
+    from iclab.sweep import run_sweep
+
+    overrides = {**FAST, "data.tasks": ["sentiment"], "probe.conditions": ["gold", "flipped"]}
+    res = run_sweep("label-semantics", "cpu", overrides, {"models": [[m] for m in two_models]}, tmp_path)
+    assert [t.status for t in res.trials] == ["done", "done"]
+    (sweep_dir,) = (tmp_path / "label-semantics").iterdir()
+    assert (sweep_dir / "figures" / "scale_curve.png").is_file()
+    assert "Accuracy by model" in (sweep_dir / "report.html").read_text()

@@ -44,3 +44,12 @@ def test_label_noise_replaces_labels_at_its_rate():
 def test_shares_above_one_are_refused():
     with pytest.raises(ValueError, match="p_remap \\+ p_unrelated"):
         LabelMapWorld(p_remap=0.7, p_unrelated=0.5)
+
+
+def test_bayes_reference_for_flipped_demonstrations_by_hand():
+    # P(identity) = 1 - 0.1 - 0.1 + 0.05 = 0.85, P(swap) = 0.05, a flipped-looking label under the
+    # identity 0.1: k = 1: 0.05 * 0.9 = 0.045 < 0.85 * 0.1 = 0.085; k = 2: 0.0405 > 0.0085
+    w = LabelMapWorld(p_remap=0.1, p_unrelated=0.1, label_noise=0.2)
+    assert [w.bayes_follows_flipped(k) for k in (1, 2, 8)] == [False, True, True]
+    assert LabelMapWorld(p_remap=0.0).bayes_follows_flipped(8) is False
+    assert LabelMapWorld(n_classes=3).bayes_follows_flipped(1) is None

@@ -115,3 +115,16 @@ class LabelMapWorld(World):
         mask = np.zeros_like(tokens, dtype=bool)
         mask[:, 1::2] = True
         return TokenBatch(tokens, mask, {"mapping": mapping, "kind": kind})
+
+    def bayes_follows_flipped(self, k: int) -> bool | None:
+        """Whether the Bayes-optimal predictor of this world answers with the flipped label after k
+        demonstrations that all show the flipped map (two classes only; None otherwise): it does when
+        P(swap) (1 - ε/2)^k > P(identity) (ε/2)^k, with ε = label_noise, P(swap) = p_remap / 2 and
+        P(identity) = 1 - p_remap - p_unrelated + p_remap / 2 (a remapping is a uniform permutation,
+        the identity half the time)."""
+        if self.n_classes != 2:
+            return None
+        swap = self.p_remap / 2
+        identity = 1 - self.p_remap - self.p_unrelated + self.p_remap / 2
+        eps = self.label_noise / 2
+        return bool(swap * (1 - eps) ** k > identity * eps ** k)

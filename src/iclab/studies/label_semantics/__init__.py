@@ -10,7 +10,8 @@ CSV/JSONL as ``data.path``): gold, random, flipped and semantically unrelated la
 (foo/bar), no labels, out-of-distribution inputs, each against zero-shot, at each k of
 ``probe.shots``. A prediction is the argmax over the label tokens' logits at the answer
 position (:mod:`iclab.probes.label_scoring`; a label that is not one token is refused,
-naming it). Several models give the scale curve.
+naming it). Several models (``models``, or a sweep with one model a trial) give the scale
+curve.
 
 **A model trained here** (``models: []`` and no ``--model``). A causal LM trained on the
 label-map world (:class:`~iclab.worlds.label_map.LabelMapWorld`), where inputs have fixed
@@ -24,14 +25,16 @@ a model trained here follows flipped labels once pretraining has rewarded readin
 from context.
 
 Files: ``config.py``; ``conditions.py`` (the variants as text), ``trained.py`` (as tokens of
-the world); ``measure.py`` (rows into the run); ``report.py``; ``figures.py``.
+the world); ``measure.py`` (rows into the run); ``report.py``; ``figures.py``; ``sweep.py`` (the scale curve over a sweep's trials).
 """
 
 from iclab.studies.label_semantics.config import LabelSemanticsConfig, ProbeSettings, footprint
 from iclab.studies.label_semantics.measure import measure
 from iclab.studies.label_semantics.report import report
+from iclab.studies.label_semantics.sweep import sweep_report
 from iclab.studies.study import Study
 
-STUDY = Study("label-semantics", config=LabelSemanticsConfig, measure=measure, report=report, footprint=footprint)
+STUDY = Study("label-semantics", config=LabelSemanticsConfig, measure=measure, report=report,
+              sweep_report=sweep_report, footprint=footprint)
 
 __all__ = ["STUDY", "LabelSemanticsConfig", "ProbeSettings"]

@@ -231,9 +231,14 @@ def trained_summary(cfg: LabelSemanticsConfig, run: Run, res: Results, K: int) -
         warnings.append(f"zero-shot accuracy is {zero:.2f}, below {PRIOR_LEARNED}: pretraining did not give the "
                         "labels their meaning")
     if "flipped" in res.conditions:
-        k0 = res.shots[0]
-        f0, fK = (res.acc(m, t, "flipped", k, "context_accuracy") for k in (k0, K))
-        lines.append(f"Flipped labels are followed in {f0:.2f} of prompts at k = {k0} and {fK:.2f} at k = {K}.")
+        follow = [res.acc(m, t, "flipped", k, "context_accuracy") for k in res.shots]
+        lines.append("Flipped labels are followed in " + ", ".join(f"{f:.2f}" for f in follow) + " of prompts at k = "
+                     + ", ".join(map(str, res.shots)) + ".")
+        bayes = [w.bayes_follows_flipped(k) for k in res.shots]
+        if bayes[0] is not None:
+            first = next((k for k, b in zip(res.shots, bayes) if b), None)
+            lines.append("The Bayes-optimal predictor of this world " + (
+                f"follows them from k = {first}." if first is not None else "never follows them at these k."))
         if w.p_remap > 0:
             lines.append("Pretraining rewarded reading the map from the context, so with enough flipped "
                          "demonstrations the model should follow them (accuracy against the gold labels below chance), "
