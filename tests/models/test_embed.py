@@ -56,7 +56,8 @@ def test_a_missing_encoder_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="holds no config.json"):
         sentence_embeddings(TEXTS, tmp_path)
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == MINILM_PACKAGE else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == MINILM_PACKAGE else real(name, *a))
     with pytest.raises(ConfigError, match=r"pip install 'iclab\[embeddings\]'"):
         packaged_minilm()
 

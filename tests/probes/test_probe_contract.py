@@ -26,6 +26,7 @@ from iclab.probes.decodability import LabelledInputs
 from iclab.probes.function_vectors import FunctionVectorPrompts
 from iclab.probes.graph_tracing import GraphWalks
 from iclab.probes.task_vectors import PatchingPrompts, task_vectors
+from iclab.studies.label_semantics.trained import trained_prompts
 from iclab.worlds.ginc import GINCWorld
 from iclab.worlds.graph import GraphWorld
 from iclab.worlds.icg import ICGWorld
@@ -125,13 +126,8 @@ def _attention_patterns(family, text):
 
 
 def _label_scoring(family, text):
-    from iclab.probes.label_scoring import LabelPrompts
-
     world = LabelMapWorld(n_inputs=12, n_classes=2, n_ood_inputs=4, pairs=4)
-    from iclab.studies.label_semantics.trained import trained_prompts
-
-    p = trained_prompts(world, ["gold", "flipped", "unrelated"], [3], 4, np.random.default_rng(0))[3]
-    assert isinstance(p, LabelPrompts)
+    p = trained_prompts(world, ["gold", "flipped", "unrelated"], [3], 4, np.random.default_rng(0))[3]  # LabelPrompts
     return make_probe("label_scoring", batch_size=5), tiny(family, world.vocab_size), p
 
 

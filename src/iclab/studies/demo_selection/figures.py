@@ -11,8 +11,10 @@ METHOD_STYLES = {"random": dict(color="#7f7f7f", marker="o"), "knn": dict(color=
 METHOD_NAMES = {"random": "random", "knn": "kNN (embeddings)", "bm25": "BM25"}
 
 
-def accuracy_vs_k(grid: dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]], zero: dict[str, dict[str, float]],
-                  chance: dict[str, float]):
+Lines = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def accuracy_vs_k(grid: dict[str, dict[str, Lines]], zero: dict[str, dict[str, float]], chance: dict[str, float]):
     """Accuracy against k by method: one row of panels per model, one panel per set.
 
     ``grid[model][set][method] = (ks, accuracy)``; ``zero[model][set]`` is the zero-shot accuracy

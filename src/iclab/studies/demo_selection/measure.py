@@ -14,7 +14,7 @@ from iclab.progress import progress_bar
 from iclab.rows import Row, Rows
 from iclab.runs.run import Run
 from iclab.studies.demo_selection.config import DemoSelectionConfig
-from iclab.studies.demo_selection.select import RANKED, REVERSED, ZERO_SHOT, Selector, group_label
+from iclab.studies.demo_selection.select import REVERSED, ZERO_SHOT, Selector, group_label
 from iclab.studies.labelled_data import Case, encode_cases, prompt_counts
 from iclab.tasks.labelled import LabelledSet
 

@@ -166,9 +166,10 @@ def summary(cfg: DemoSelectionConfig, res: Results, K: int) -> str:
                          "sets): " + ", ".join(parts) + " (Lu et al. 2022: order alone moves accuracy a lot).")
             sim = [meth for meth in res.methods if meth != "random"]
             if sim:
-                lines.append("Most similar last against the mean over random orders: " + ", ".join(
-                    f"{NAMES[meth]} {res.mean(m, meth, ko) - np.mean([res.perms_of(m, t, meth).mean() for t in res.sets]):+.2f}"
-                    for meth in sim) + ".")
+                gain = {meth: res.mean(m, meth, ko) - np.mean([res.perms_of(m, t, meth).mean() for t in res.sets])
+                        for meth in sim}
+                lines.append("Most similar last against the mean over random orders: "
+                             + ", ".join(f"{NAMES[meth]} {g:+.2f}" for meth, g in gain.items()) + ".")
             if all(flat):
                 warnings.append(f"on {short_name(m)} the spread of accuracy over orders is within sampling noise "
                                 "(two binomial standard errors at p = 0.5) for every method")

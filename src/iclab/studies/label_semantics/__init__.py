@@ -25,7 +25,8 @@ a model trained here follows flipped labels once pretraining has rewarded readin
 from context.
 
 Files: ``config.py``; ``conditions.py`` (the variants as text), ``trained.py`` (as tokens of
-the world); ``measure.py`` (rows into the run); ``report.py``; ``figures.py``; ``sweep.py`` (the scale curve over a sweep's trials).
+the world); ``measure.py`` (rows into the run); ``report.py``; ``figures.py``; ``sweep.py``
+(the scale curve over a sweep's trials).
 """
 
 from iclab.studies.label_semantics.config import LabelSemanticsConfig, ProbeSettings, footprint

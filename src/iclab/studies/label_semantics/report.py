@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from iclab.figures import short_name
-from iclab.rows import Rows
 from iclab.runs.report import Figure, Report, Section, Table
 from iclab.runs.run import Run
 from iclab.studies.common import training_section
@@ -115,7 +114,7 @@ def report(cfg: LabelSemanticsConfig, run: Run) -> Report:
             sections.append(tr)
 
     summary = trained_summary(cfg, run, res, K) if trained else pretrained_summary(cfg, res, K)
-    title = "label-semantics: " + (f"a model trained on the label-map world" if trained
+    title = "label-semantics: " + ("a model trained on the label-map world" if trained
                                    else ", ".join(short_name(m) for m in res.models))
     return Report(title, summary, sections)
 
