@@ -3,7 +3,7 @@ Min et al. 2022, Wei et al. 2023), on the cpu preset with ``models: []``: a mode
 label-map world learns the labels' meaning, keeps it against one flipped demonstration, and
 follows flipped and unrelated labels when several demonstrations show them.
 
-With the preset's world (2 classes, labels remapped in 10% of sequences, unrelated in 10%, each
+With the preset's world (2 classes, labels remapped in 10% of sequences, unrelated in 20%, each
 label random with probability 0.2) the Bayes-optimal answer keeps the prior at k = 1 and follows
 the flipped map from k = 2 (see :mod:`iclab.worlds.label_map`).
 
@@ -17,10 +17,19 @@ Margins, fixed before the runs reported here (never loosened):
 
 The seed is ``ICLAB_SCIENCE_SEED`` (default 0, what CI runs).
 
-Measured 2026-12-06 on the shared 2-core machine (one thread, under load; the full cpu preset
-with k = 1, 2, 4, 8, 15 and 100 queries, seed 0, 7 minutes of wall time): zero-shot 1.00; flipped
-labels followed in 0.01 of prompts at k = 1, 1.00 at k = 2 and beyond; unrelated labels 1.00 at
-k = 15; random labels 0.70, no labels 0.92, out-of-distribution inputs 1.00 at k = 15.
+History: with unrelated labels in 10% of sequences and 1,500 steps, seed 0 passed (unrelated
+labels 1.00 at k = 8) but seed 1 left them unlearned (0.45); the preset then moved to 20% and
+2,000 steps, before the runs below.
+
+Measured 2026-12-06 on the shared 2-core machine (one thread, three seeds at once under load,
+16 minutes of wall time each), zero-shot; flipped labels followed at k = 1, at k = 8; unrelated
+labels at k = 8::
+
+    seed 0: 1.00; 0.08, 1.00; 1.00   (passes)
+    seed 1: 1.00; 0.32, 1.00; 1.00   (fails the k = 1 margin: one flipped demonstration is followed
+                                      in a third of prompts, where the Bayes-optimal predictor
+                                      follows none)
+    seed 2: 1.00; 0.25, 1.00; 1.00   (passes)
 """
 
 from __future__ import annotations
