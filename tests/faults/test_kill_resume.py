@@ -1,5 +1,5 @@
 """SIGKILL at a random point of a run, then ``iclab resume``: the same rows as a run that never
-stopped, for each of the four studies.
+stopped, for each study that trains (label-semantics on its label-map world).
 
 A run is started in a forked child (the parent's imports are reused, so a run takes seconds),
 which kills itself with SIGKILL at the k-th call of a function of the phase under test:
@@ -53,6 +53,9 @@ TINY = {
                      "train.ckpt_every": 5, "train.batch_size": 16, "train.warmup": 2, "model.n_layers": 2,
                      "model.d_model": 32, "model.n_heads": 2, "probe.n_per_basis": 12, "probe.eval_per_basis": 3,
                      "probe.umap": False},
+    "label-semantics": {"models": [], "probe.shots": [1, 3], "probe.n_queries": 8, "train.steps": 20,
+                        "train.eval_every": 10, "train.ckpt_every": 5, "train.warmup": 2, "train.batch_size": 16,
+                        "model.d_model": 32},
 }
 
 

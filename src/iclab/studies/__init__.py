@@ -39,6 +39,10 @@ STUDIES: dict[str, StudyEntry] = {s.name: s for s in [
                "toward the Bayes-optimal predictor (Xie et al. 2022)", "iclab.studies.bayesian_icl"),
     StudyEntry("task-vectors", "Task encoding emerges with in-context regression; task decodability tracks "
                "accuracy and task vectors steer pretrained LMs (Han et al. 2025)", "iclab.studies.task_vectors"),
+    StudyEntry("label-semantics", "Gold, random, flipped and unrelated labels in the demonstrations: what in-context "
+               "learning takes from the labels (Min et al. 2022; Wei et al. 2023)", "iclab.studies.label_semantics"),
+    StudyEntry("demo-selection", "Demonstrations chosen at random, by embedding neighbours or BM25, and their order "
+               "(Liu et al. 2022; Lu et al. 2022)", "iclab.studies.demo_selection"),
 ]}
 
 
