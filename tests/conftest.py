@@ -255,3 +255,39 @@ def bitwise_enc(char_tokenizer):
     prompts = [p for name in ("bitwise-xor", "bitwise-and", "bitwise-null")
                for p in build_prompts(get_task(name), rng, 6, k=2)]
     return encode_prompts(char_tokenizer, prompts)
+
+
+# ---------------------------------------------------------------- a tiny GPT-2 that reads the labelled sets
+
+
+def make_word_tokenizer(extra: tuple[str, ...] = ()):
+    """A word-level fast tokenizer (whitespace and punctuation split) covering the shipped labelled
+    sets, the out-of-distribution sentences and the default unrelated labels: every label word is
+    one token, as in real vocabularies."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from iclab.tasks.labelled import SHIPPED, ood_sentences, shipped_set
+
+    texts = [t for name in SHIPPED for t in shipped_set(name).texts] + list(ood_sentences())
+    texts += [" ".join([*labels, inp, lab]) for inp, lab, labels in SHIPPED.values()]
+    texts += ["foo bar baz qux zap wug Input: Label:", *extra]
+    found = set(re.findall(r"\w+|[^\w\s]", " ".join(texts)))
+    vocab = {"[PAD]": 0, "[UNK]": 1, **{w: i + 2 for i, w in enumerate(sorted(found))}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+
+
+@pytest.fixture(scope="session")
+def word_tokenizer():
+    return make_word_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def word_lm_dir(word_tokenizer, tmp_path_factory):
+    """A tiny GPT-2 (2 layers, width 32) over ``word_tokenizer``, saved with it by ``save_pretrained``."""
+    path = tmp_path_factory.mktemp("tiny-word-gpt2")
+    build_model(CHAR_SPEC, len(word_tokenizer), seed=0).save_pretrained(path)
+    word_tokenizer.save_pretrained(path)
+    return path

@@ -59,11 +59,14 @@ def test_installed_wheel_runs_a_study_from_another_directory(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     where = subprocess.run([str(py), "-c", "import iclab, iclab.config as c; print(iclab.__file__); "
-                            "print(c.configs_dir()); print(c.preset_names('induction-heads'))"],
+                            "print(c.configs_dir()); print(c.preset_names('induction-heads')); "
+                            "from iclab.tasks.labelled import shipped_set, ood_sentences; "
+                            "print('labelled', len(shipped_set('topic')), len(ood_sentences()))"],
                            capture_output=True, text=True, cwd=elsewhere, env=env)
     assert where.returncode == 0, where.stderr
     assert where.stdout.startswith(str(env_dir)), where.stdout  # the installed copy, not the repository's
     assert "['cpu', 'paper']" in where.stdout
+    assert "labelled 48 24" in where.stdout  # the labelled sets ship as package data
 
     env.update(ICLAB_NO_PROGRESS="1", OMP_NUM_THREADS="1")
     run = subprocess.run([str(env_dir / "bin" / "iclab"), "run", "induction-heads", "--set", "layers=[1]",

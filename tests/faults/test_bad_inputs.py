@@ -39,6 +39,11 @@ def _model_dir(tmp: Path, config: str | None) -> str:
     return str(d)
 
 
+def _csv(tmp: Path, *lines: str) -> str:
+    (tmp / "data.csv").write_text("\n".join(lines) + "\n")
+    return str(tmp / "data.csv")
+
+
 def _a_file(tmp: Path) -> str:
     (tmp / "a-file").write_text("not a directory")
     return str(tmp / "a-file")
@@ -137,6 +142,19 @@ CASES = {
     "results-bad-sql": lambda t: (["results", "select nope from metrics", "--root", str(t)], ["SQL error", "nope"]),
     "runs-unknown-study": lambda t: (["runs", "--root", str(t), "--study", "nope"], ["nope", "induction-heads"]),
     "runs-root-is-a-file": lambda t: (["runs", "--root", _a_file(t)], ["a-file", "is a file"]),
+    # labelled data and sentence encoders (label-semantics, demo-selection)
+    "labelled-data-missing": lambda t: (["run", "label-semantics", "--set", f"data.path={t / 'nope.csv'}"],
+                                        ["data.path", "nope.csv", "no such file"]),
+    "labelled-data-no-text-column": lambda t: (["run", "label-semantics", "--set",
+                                                f"data.path={_csv(t, 'sentence,label', 'a,x')}"],
+                                               ["data.path", "no column 'text'", "sentence, label"]),
+    "labelled-data-one-label": lambda t: (["run", "demo-selection", "--set",
+                                           f"data.path={_csv(t, 'text,label', 'a,x', 'b,x')}"],
+                                          ["data.path", "only one label"]),
+    "encoder-path-not-a-model": lambda t: (["run", "demo-selection", "--set", f"selection.encoder_path={t}"],
+                                           ["selection.encoder_path", "no config.json"]),
+    "models-path-missing": lambda t: (["run", "label-semantics", "--set", f"models=[{t / 'nope'}]"],
+                                      ["models", "nope", "does not exist"]),
     "sweep-unknown-key": lambda t: (["sweep", "induction-heads", "--grid", "train.stepz=[1,2]", "--out",
                                      str(t / "out")], ["train.stepz"]),
     "sweep-huge-value": lambda t: (["sweep", "induction-heads", "--grid", "train.batch_size=[8,100000000]", "--out",

@@ -1,5 +1,5 @@
 """SIGKILL at a random point of a run, then ``iclab resume``: the same rows as a run that never
-stopped, for each study in ``TINY``.
+stopped, for each study that trains (label-semantics on its label-map world).
 
 A run is started in a forked child (the parent's imports are reused, so a run takes seconds),
 which kills itself with SIGKILL at the k-th call of a function of the phase under test:
@@ -59,6 +59,9 @@ TINY = {
                        "train.warmup": 2, "train.batch_size": 8, "eval.n_prompts": 8, "eval.eval_every_prompts": 4,
                        "eval.bootstrap": 20, "shifts.kinds": ["scaled-x", "subspace"], "shifts.n_prompts": 4,
                        "probe.n_prompts": 8, "probe.min_examples": 5},
+    "label-semantics": {"models": [], "probe.shots": [1, 3], "probe.n_queries": 8, "train.steps": 20,
+                        "train.eval_every": 10, "train.ckpt_every": 5, "train.warmup": 2, "train.batch_size": 16,
+                        "model.d_model": 32},
 }
 
 

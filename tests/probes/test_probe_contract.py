@@ -27,9 +27,11 @@ from iclab.probes.function_vectors import FunctionVectorPrompts
 from iclab.probes.graph_tracing import GraphWalks
 from iclab.probes.linear_probe import ProbeTargets
 from iclab.probes.task_vectors import PatchingPrompts, task_vectors
+from iclab.studies.label_semantics.trained import trained_prompts
 from iclab.worlds.ginc import GINCWorld
 from iclab.worlds.graph import GraphWorld
 from iclab.worlds.icg import ICGWorld
+from iclab.worlds.label_map import LabelMapWorld
 
 FAMILIES = ("gpt2", "llama")
 
@@ -131,12 +133,19 @@ def _attention_patterns(family, text):
     return make_probe("attention_patterns", heads=[(0, 1), (1, 3)]), tiny(family, 40), repeated(n=2)
 
 
+def _label_scoring(family, text):
+    world = LabelMapWorld(n_inputs=12, n_classes=2, n_ood_inputs=4, pairs=4)
+    p = trained_prompts(world, ["gold", "flipped", "unrelated"], [3], 4, np.random.default_rng(0))[3]  # LabelPrompts
+    return make_probe("label_scoring", batch_size=5), tiny(family, world.vocab_size), p
+
+
 #: probe name -> (family, (tokenizer, encoded bitwise prompts)) -> (probe, model, prompts)
 EXAMPLES: dict[str, Callable] = {"induction": _induction, "icl": _icl, "ablation": _ablation, "ictr": _ictr,
                                  "ginc": _ginc, "graph": _graph, "td": _td, "accuracy": _accuracy, "patching": _patching,
                                  "function_vectors": _function_vectors, "activation_patching": _activation_patching,
                                  "logit_lens": _logit_lens, "dla": _dla, "attention_patterns": _attention_patterns,
-                                 "linear_probe": _linear_probe}
+                                 "linear_probe": _linear_probe,
+                                 "label_scoring": _label_scoring}
 
 
 def test_every_registered_probe_has_an_example():

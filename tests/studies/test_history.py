@@ -164,3 +164,15 @@ def test_command_line_probe_and_runs_disk_column(induction_run, monkeypatch):
     monkeypatch.setattr("iclab.cli.out", Console(width=160))  # the test's terminal, wide enough for every column
     res = runner.invoke(app, ["runs", "--root", str(induction_run.path.parent.parent)])
     assert res.exit_code == 0 and "checkpoints" in res.output and df["checkpoints"][0] in res.output
+
+
+def test_the_report_states_the_disk_the_checkpoints_take(induction_run):
+    from iclab.runs.store import checkpoint_disk
+
+    n, size = checkpoint_disk(induction_run.path)
+    assert n >= 2 and induction_run.meta["checkpoints"] == {"count": n, "bytes": size}
+    import json
+
+    sections = json.loads((induction_run.path / "report.json").read_text())["sections"]
+    training = next(s for s in sections if s["heading"] == "Training")
+    assert f"Checkpoints kept: {n} × " in training["text"]

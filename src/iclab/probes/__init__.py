@@ -21,6 +21,7 @@ from iclab.probes.ginc_accuracy import GINCAccuracy
 from iclab.probes.graph_tracing import GraphTracing
 from iclab.probes.icl_score import ICLScore
 from iclab.probes.ictr import ICTR
+from iclab.probes.label_scoring import LabelScoring
 from iclab.probes.induction import InductionScores
 from iclab.probes.linear_probe import LinearProbe
 from iclab.probes.logit_lens import LogitLens
@@ -31,6 +32,7 @@ _REGISTRY: dict[str, type[Probe]] = {p.name: p for p in [
     InductionScores, ICLScore, HeadAblation, ICTR, GraphTracing, TaskDecodability, TaskAccuracy, TaskVectorPatching,
     GINCAccuracy, FunctionVectors, ActivationPatching, LogitLens, DirectLogitAttribution, AttentionPatterns,
     LinearProbe,
+    LabelScoring,
 ]}
 
 

@@ -148,7 +148,7 @@ def checkpoint_disk(run_dir: Path) -> tuple[int, int]:
     return n, size
 
 
-def _disk_text(n: int, size: int) -> str:
+def disk_text(n: int, size: int) -> str:
     """``"12 × 1.6 MB"``: checkpoints and the size of one (their mean)."""
     if not n:
         return ""
@@ -174,7 +174,7 @@ def list_runs(root: str | Path = "runs", study: str | None = None, status: str |
         head = headline(r.path) if row["status"] != "failed" or not row["error"] else row["error"][:80]
         n, size = checkpoint_disk(r.path)
         rows.append({**{k: row[k] for k in ("study", "run", "status", "created", "preset", "model")},
-                     "headline": head, "checkpoints": _disk_text(n, size), "checkpoint_bytes": size,
+                     "headline": head, "checkpoints": disk_text(n, size), "checkpoint_bytes": size,
                      "path": row["path"]})
     cols = ["study", "run", "status", "created", "preset", "model", "headline", "checkpoints", "checkpoint_bytes",
             "path"]

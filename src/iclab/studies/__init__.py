@@ -41,6 +41,10 @@ STUDIES: dict[str, StudyEntry] = {s.name: s for s in [
                "accuracy and task vectors steer pretrained LMs (Han et al. 2025)", "iclab.studies.task_vectors"),
     StudyEntry("regression-icl", "Transformers trained on regression prompts match least squares, Lasso and tree "
                "learners in context (Garg et al. 2022)", "iclab.studies.regression_icl"),
+    StudyEntry("label-semantics", "Gold, random, flipped and unrelated labels in the demonstrations: what in-context "
+               "learning takes from the labels (Min et al. 2022; Wei et al. 2023)", "iclab.studies.label_semantics"),
+    StudyEntry("demo-selection", "Demonstrations chosen at random, by embedding neighbours or BM25, and their order "
+               "(Liu et al. 2022; Lu et al. 2022)", "iclab.studies.demo_selection"),
 ]}
 
 

@@ -6,6 +6,7 @@ from iclab.figures import training_curves
 from iclab.rows import Rows
 from iclab.runs.report import Figure, Section
 from iclab.runs.run import Run
+from iclab.runs.store import disk_text
 
 
 def training_section(run: Run, rows: Rows) -> Section | None:
@@ -20,6 +21,10 @@ def training_section(run: Run, rows: Rows) -> Section | None:
     points = min(len(c["loss"][0]) for c in curves.values())
     text = (f"{points} points per model (train.log_every). Mean throughput: "
             + ", ".join(f"{m} {speed.where(model=m).values().mean():,.0f} tokens/s" for m in curves) + ".")
+    disk = run.meta.get("checkpoints") or {}
+    n, size = disk.get("count", 0), disk.get("bytes", 0)
+    if n:  # what train.keep_checkpoints costs, for probes over the run's history (iclab probe)
+        text += f" Checkpoints kept: {disk_text(n, size)} ({size / 1e6:,.1f} MB in all)."
     fig = run.save_figure(training_curves(curves), "training_curves")
     return Section("Training", text, figures=[Figure(fig, "Training loss (mean over each logging interval), "
                                                           "learning rate and gradient norm against the step.")])

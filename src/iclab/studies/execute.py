@@ -17,6 +17,7 @@ import torch
 from iclab.errors import IclabError
 from iclab.runs.report import render
 from iclab.runs.run import Run
+from iclab.runs.store import checkpoint_disk
 from iclab.studies import get_study
 from iclab.train import distributed
 
@@ -40,6 +41,8 @@ def execute(run: Run, cfg, model: str | None = None) -> Run:
     torch.manual_seed(cfg.seed)  # the one place seeds are set; models and data take explicit seeds
     try:
         study.measure(cfg, run, model)
+        n, size = checkpoint_disk(run.path)  # kept in run.json: a rebuilt report reads it there
+        run.update_meta(checkpoints={"count": n, "bytes": size})
         study.report(cfg, run).save(run.path)
         run.update_meta(status="done")
         render(run.path)  # again, so that the page's status line says done, not running

@@ -12,11 +12,12 @@ from iclab.worlds.graph import GraphWorld
 from iclab.worlds.graph_pretrain import RandomGraphWalks
 from iclab.worlds.icg import ICGWorld
 from iclab.worlds.induction import RandomTokens, RepeatedTokens
+from iclab.worlds.label_map import LabelMapWorld
 from iclab.worlds.regression import DecisionTree, LinearRegression, ReluNet, SparseLinearMixture, SparseLinearRegression
 
 _REGISTRY: dict[str, type[World]] = {w.name: w for w in [
     RepeatedTokens, RandomTokens, ICGWorld, GraphWorld, RandomGraphWalks, GINCWorld,
-    LinearRegression, SparseLinearRegression, SparseLinearMixture, DecisionTree, ReluNet,
+    LinearRegression, SparseLinearRegression, SparseLinearMixture, DecisionTree, ReluNet, LabelMapWorld,
 ]}
 
 
@@ -40,4 +41,5 @@ def make_world(name: str, **params) -> World:
 
 __all__ = ["TokenBatch", "VectorBatch", "World", "make_world", "world_class", "world_names",
            "RepeatedTokens", "RandomTokens", "ICGWorld", "GraphWorld", "RandomGraphWalks", "GINCWorld",
-           "LinearRegression", "SparseLinearRegression", "SparseLinearMixture", "DecisionTree", "ReluNet"]
+           "LinearRegression", "SparseLinearRegression", "SparseLinearMixture", "DecisionTree", "ReluNet",
+           "LabelMapWorld"]
