@@ -117,12 +117,35 @@ def regression_icl(rows: Rows) -> list[str]:
             f"predicting 0 {v['zero']:.3g}"]
 
 
+def label_semantics(rows: Rows) -> list[str]:
+    """The trained part (label-map world): how often flipped labels are followed at each k, and unrelated
+    labels' accuracy at the largest k, at the last step."""
+    acc = rows.where(probe="label_scoring")
+    acc = acc.where(step=max(s for s in acc.unique("step") if s is not None))
+    shots = sorted(k for k in acc.where(label="label-map/flipped").unique("pos"))
+    follow = [acc.value("context_accuracy", label="label-map/flipped", pos=k) for k in shots]
+    unrelated = acc.value("accuracy", label="label-map/unrelated", pos=shots[-1])
+    return ["Flipped labels are followed in " + ", ".join(f"{f:.2f}" for f in follow) + " of prompts at k = "
+            + ", ".join(map(str, shots)),
+            f"Unrelated labels: {unrelated:.2f} at k = {shots[-1]}"]
+
+
+def demo_selection(rows: Rows) -> list[str]:
+    """One set: its zero-shot accuracy and kNN's gain over random demonstrations at the largest k."""
+    acc = rows.where(probe="label_scoring", metric="accuracy")
+    k = max(r.pos for r in acc if r.label.endswith("/random/ranked"))
+    zero = acc.value(label="sentiment/zero-shot/ranked", pos=0)
+    knn, rand = (acc.value(label=f"sentiment/{m}/ranked", pos=k) for m in ("knn", "random"))
+    return [f"mean accuracy at k = {k}: zero-shot {zero:.2f}", f"kNN selection against random: {knn - rand:+.2f}"]
+
+
 @dataclass(frozen=True)
 class Case:
     overrides: dict
     models: set[str]  # the models the run trains, each with its training curve
     headline: Callable[[Rows], list[str]]  # phrases the page must hold, with numbers from the rows
     absent: tuple[str, ...] = ()  # phrases the page must not hold
+    pretrained: bool = False  # runs on a tiny saved GPT-2 (--model) instead of training one
 
 
 CASES = {
@@ -162,6 +185,14 @@ CASES = {
          "eval": {"n_prompts": 16, "eval_every_prompts": 8, "bootstrap": 50},
          "shifts.n_prompts": 8, "probe": {"n_prompts": 16, "min_examples": 5}},
         {"transformer"}, regression_icl),
+    "label-semantics": Case(
+        {"models": [], "probe.shots": [1, 3], "probe.n_queries": 8, "train.steps": 100, "train.eval_every": 100,
+         "train.ckpt_every": 100, "train.warmup": 5, "train.batch_size": 16, "model.d_model": 32},
+        {"trained"}, label_semantics),
+    "demo-selection": Case(
+        {"data.tasks": ["sentiment"], "selection.shots": [1, 2], "selection.n_queries": 5, "selection.orders": 3,
+         "selection.encoder": "lm", "selection.batch_size": 64},
+        set(), demo_selection, pretrained=True),
 }
 
 # Text no reader should meet: (pattern, what it is).
@@ -178,7 +209,7 @@ def page_text(dom: str) -> str:
 
 @pytest.mark.browser
 @pytest.mark.parametrize("study", sorted(STUDIES))
-def test_report_in_chromium(study, tmp_path):
+def test_report_in_chromium(study, tmp_path, request):
     if study not in CASES:
         pytest.fail(f"study {study!r} is registered but has no tiny run in CASES of {__file__}: add its overrides "
                     "(seconds on one CPU thread, train.steps >= 100), the models it trains and its headline numbers")
@@ -187,17 +218,21 @@ def test_report_in_chromium(study, tmp_path):
             pytest.fail("chromium is not installed (make test installs Debian's chromium)")
         pytest.skip("chromium not installed")
     case = CASES[study]
-    run = iclab.run(study, "cpu", overrides=case.overrides, out=tmp_path / "runs")
+    model = str(request.getfixturevalue("word_lm_dir")) if case.pretrained else None
+    run = iclab.run(study, "cpu", overrides=case.overrides, model=model, out=tmp_path / "runs")
     rows = run.load_rows()
+    report = json.loads((run.path / "report.json").read_text())
 
     # training curves: >= 100 loss points for every trained model, and the figure that shows them
     log = rows.where(probe="log", metric="loss")
     assert set(log.unique("model")) == case.models
     points = {m: len(log.where(model=m)) for m in case.models}
-    assert min(points.values()) >= MIN_POINTS, points
-    report = json.loads((run.path / "report.json").read_text())
     training = [s for s in report["sections"] if s["heading"] == "Training"]
-    assert training and [f["path"] for f in training[0]["figures"]] == ["figures/training_curves.png"]
+    if case.models:
+        assert min(points.values()) >= MIN_POINTS, points
+        assert training and [f["path"] for f in training[0]["figures"]] == ["figures/training_curves.png"]
+    else:
+        assert not training  # nothing trained here: no training section
 
     # every figure loads in the browser
     page = run.path / "report.html"
@@ -219,7 +254,8 @@ def test_report_in_chromium(study, tmp_path):
         hit = re.search(pattern, text)
         assert hit is None, f"{study}: the page shows {what}: …{text[max(0, hit.start() - 80):hit.end() + 80]}…"
     assert "status done" in text
-    assert f"{min(points.values())} points per model" in text
+    if case.models:
+        assert f"{min(points.values())} points per model" in text
     for phrase in case.headline(rows):
         assert phrase in text, f"{study}: the page does not say {phrase!r} (from its rows)"
     for phrase in case.absent:
