@@ -22,7 +22,7 @@ from iclab.runs.run import Run
 from iclab.studies.task_vectors.config import TaskVectorsConfig
 from iclab.studies.task_vectors.curves import family_td, points_r2, td_accuracy_points
 from iclab.tasks import build_prompts, get_task, task_names
-from iclab.train.finetune import AnswerSequences, finetune_layers, tuned_layers
+from iclab.train.finetune import AnswerSequences, finetuned, tuned_layers
 
 
 def family_tasks(family: str, conllu: str | None):
@@ -181,11 +181,10 @@ def finetune(model, tokenizer, tasks: dict, family: str, cfg: TaskVectorsConfig,
     rows = Rows()
     for end in ("first", "last"):
         layers = tuned_layers(n_layers, ft.n_layers, end)
-        tuned = finetune_layers(model, data, layers, ft, seed=cfg.seed)
-        r = measure_family(tuned, tokenizer, family, tasks, nat.main_shots, cfg,
-                           np.random.default_rng([cfg.seed, 2, nat.main_shots]),
-                           finetuned_name(model_name, cfg, layers, end))
+        with finetuned(model, data, layers, ft, seed=cfg.seed) as tuned:  # model itself, restored after
+            r = measure_family(tuned, tokenizer, family, tasks, nat.main_shots, cfg,
+                               np.random.default_rng([cfg.seed, 2, nat.main_shots]),
+                               finetuned_name(model_name, cfg, layers, end))
         rows += [replace(x, probe="finetune") if x.probe == "accuracy" else x for x in r]
-        del tuned
         gc.collect()
     return rows
