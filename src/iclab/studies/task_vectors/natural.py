@@ -61,7 +61,7 @@ def measure_family(model, tokenizer, family: str, tasks: dict, shots: int, cfg: 
 
 def measure_pretrained(cfg: TaskVectorsConfig, run: Run, model_name: str) -> None:
     """Every natural-task measurement on ``model_name``, then on each of ``natural.checkpoints``."""
-    model, tokenizer = load_model(model_name, tokenizer="required")
+    model, tokenizer = load_model(model_name, tokenizer="required", settings=cfg.model)
     nat = cfg.natural
     n_layers = anatomy(model).n_layers
     if cfg.patching.enabled and cfg.patching.layers is not None:
@@ -136,7 +136,7 @@ def measure_checkpoints(cfg: TaskVectorsConfig, done) -> Rows:
     scatter: dict[str, list] = {f: [] for f in nat.families}
     tasks_of = {f: family_tasks(f, nat.conllu) for f in nat.families}  # the same tasks for every checkpoint
     for i, name in enumerate(nat.checkpoints):
-        model, tokenizer = load_model(name, tokenizer="required")
+        model, tokenizer = load_model(name, tokenizer="required", settings=cfg.model)
         for family, tasks in tasks_of.items():
             fam = measure_family(model, tokenizer, family, tasks, nat.main_shots, cfg,
                                  np.random.default_rng([cfg.seed, 2, nat.main_shots]), name).tagged(step=i)
