@@ -267,16 +267,44 @@ def make_word_tokenizer(extra: tuple[str, ...] = ()):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from iclab.tasks.labelled import SHIPPED, ood_sentences, shipped_set
-
-    texts = [t for name in SHIPPED for t in shipped_set(name).texts] + list(ood_sentences())
-    texts += [" ".join([*labels, inp, lab]) for inp, lab, labels in SHIPPED.values()]
-    texts += ["foo bar baz qux zap wug Input: Label:", *extra]
+    texts = _labelled_texts(extra)
     found = set(re.findall(r"\w+|[^\w\s]", " ".join(texts)))
     vocab = {"[PAD]": 0, "[UNK]": 1, **{w: i + 2 for i, w in enumerate(sorted(found))}}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+
+
+def _labelled_texts(extra: tuple[str, ...] = ()) -> list[str]:
+    """The shipped labelled sets, the out-of-distribution sentences, every set's prefixes and labels
+    and the default unrelated labels."""
+    from iclab.tasks.labelled import SHIPPED, ood_sentences, shipped_set
+
+    texts = [t for name in SHIPPED for t in shipped_set(name).texts] + list(ood_sentences())
+    texts += [" ".join([*labels, inp, lab]) for inp, lab, labels in SHIPPED.values()]
+    return texts + ["foo bar baz qux zap wug Input: Label:", *extra]
+
+
+def make_bpe_tokenizer():
+    """A byte-level BPE tokenizer in Qwen2's own class (what ``AutoTokenizer`` gives a qwen2 model),
+    its merges learnt on the labelled sets until every word, with and without its leading space
+    (``Ġpositive``), is one token: label words are single tokens after ``Sentiment:``, as in real
+    vocabularies."""
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+
+    texts = _labelled_texts()
+    texts += [" " + t for t in texts]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=100_000, show_progress=False,
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                       special_tokens=["<|endoftext|>"]))
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" "))
+              for m in json.loads(bpe.to_str())["model"]["merges"]]
+    return Qwen2Tokenizer(vocab=bpe.get_vocab(), merges=merges)
 
 
 @pytest.fixture(scope="session")
@@ -291,3 +319,27 @@ def word_lm_dir(word_tokenizer, tmp_path_factory):
     build_model(CHAR_SPEC, len(word_tokenizer), seed=0).save_pretrained(path)
     word_tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def word_lm_dirs(word_lm_dir, word_tokenizer, tmp_path_factory) -> dict[str, Path]:
+    """Tiny models of three families whose tokenizers make every label word one token, each saved
+    with its tokenizer: the GPT-2 of ``word_lm_dir`` and a Llama over ``word_tokenizer``, and a
+    Qwen2 (grouped-query attention, biased q/k/v) over a byte-level BPE in Qwen2's own tokenizer
+    class (:func:`make_bpe_tokenizer`); each 2 layers of width 32."""
+    out = {"gpt2": Path(word_lm_dir)}
+    bpe = make_bpe_tokenizer()
+    llama = build_model(ModelSpec(family="llama", n_layers=2, d_model=32, n_heads=4, max_len=512),
+                        len(word_tokenizer), seed=3)
+    config = Qwen2Config(vocab_size=len(bpe), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(4)
+        qwen2 = Qwen2ForCausalLM(config)
+    for family, model, tok in (("llama", llama, word_tokenizer), ("qwen2", qwen2, bpe)):
+        path = tmp_path_factory.mktemp(f"tiny-word-{family}")
+        model.save_pretrained(path)
+        tok.save_pretrained(path)
+        out[family] = path
+    return out

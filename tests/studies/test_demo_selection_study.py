@@ -95,6 +95,19 @@ def test_the_lms_own_states_as_the_encoder(word_lm_dir, tmp_path):
     assert "own mean last-layer state" in (run.path / "report.html").read_text()
 
 
+def test_pretrained_models_of_three_families(word_lm_dirs, tmp_path):
+    """GPT-2, Llama and Qwen2 in one run, each choosing demonstrations by its own states (encoder lm)."""
+    models = [str(word_lm_dirs[f]) for f in ("gpt2", "llama", "qwen2")]
+    overrides = {"models": models, "data.tasks": ["sentiment"], "selection.shots": [2], "selection.n_queries": 3,
+                 "selection.orders": 0, "selection.methods": ["random", "knn"], "selection.encoder": "lm"}
+    run = iclab.run("demo-selection", "cpu", overrides=overrides, out=tmp_path)
+    acc = run.load_rows().where(probe="label_scoring", metric="accuracy", pos=2)
+    assert set(acc.unique("model")) == set(models)
+    for m in models:
+        assert {r.label for r in acc.where(model=m)} == {"sentiment/random/ranked", "sentiment/knn/ranked"}
+    check_report_rebuilds(run.path)
+
+
 def test_refusals_before_a_run_is_made(word_lm_dir, tmp_path, monkeypatch):
     out = tmp_path / "runs"
     real = importlib.util.find_spec

@@ -98,6 +98,21 @@ def test_pretrained_models_end_to_end_with_the_scale_curve(two_models, tmp_path)
     check_report_rebuilds(run.path)
 
 
+def test_pretrained_models_of_three_families(word_lm_dirs, tmp_path):
+    """GPT-2, Llama and Qwen2 (grouped-query attention) in one run: every family scores every condition."""
+    models = [str(word_lm_dirs[f]) for f in ("gpt2", "llama", "qwen2")]
+    overrides = {"data.tasks": ["sentiment"], "probe.shots": [2], "probe.n_queries": 3, "probe.n_draws": 1,
+                 "probe.conditions": ["gold", "flipped", "unrelated"], "models": models}
+    run = iclab.run("label-semantics", "cpu", overrides=overrides, out=tmp_path)
+    acc = run.load_rows().where(metric="accuracy")
+    assert set(acc.unique("model")) == set(models)
+    for m in models:
+        assert {r.label for r in acc.where(model=m, pos=2)} == {f"sentiment/{c}" for c in ("gold", "flipped",
+                                                                                             "unrelated")}
+        assert all(0 <= r.value <= 1 for r in acc.where(model=m))
+    check_report_rebuilds(run.path)
+
+
 def test_a_users_data_file(word_lm_dir, tmp_path):
     data = tmp_path / "mine.csv"
     data.write_text("review,verdict\n" + "".join(f"{t},{lab}\n" for t, lab in [

@@ -57,6 +57,14 @@ def test_finetune_method_is_validated():
         iclab.run("task-vectors", preset="cpu", overrides={"finetune.method": "qlora"})
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU autocast trains between half-precision layers")
+def test_half_precision_finetuning_on_the_cpu_is_refused_before_the_run(char_lm_dir, tmp_path):
+    with pytest.raises(ConfigError, match=r"model.dtype = 'bfloat16' with finetune.enabled = true needs a GPU"):
+        iclab.run("task-vectors", overrides={"finetune.enabled": True, "model.dtype": "bfloat16"},
+                  model=str(char_lm_dir), out=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 SYNTHETIC = {**WORLD, "train.steps": 20, "train.eval_every": 10, "train.ckpt_every": 10, "train.batch_size": 16,
              "train.warmup": 2, "model.n_layers": 2, "model.d_model": 32, "model.n_heads": 2,
              "probe.n_per_basis": 12, "probe.eval_per_basis": 3, "probe.umap": False,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from iclab.probes.task_text import answer_tokens
-from iclab.train.finetune import AnswerSequences, FinetuneSettings, finetune_layers, linear_targets, tuned_layers
+from iclab.train.finetune import AnswerSequences, FinetuneSettings, finetuned, linear_targets, tuned_layers
 
 
 def test_answer_batches_pad_and_mask_all_but_the_answers():
@@ -43,18 +43,49 @@ def _answer_loss(model, enc) -> float:
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_finetuning_changes_only_the_chosen_layer_and_lowers_the_answer_loss(char_lm, bitwise_enc, method):
     before = {k: v.clone() for k, v in char_lm.state_dict().items()}
+    flags = {n: p.requires_grad for n, p in char_lm.named_parameters()}
+    loss_before = _answer_loss(char_lm, bitwise_enc)
     cfg = FinetuneSettings(enabled=True, method=method, n_layers=1, steps=30, batch_size=6, lr=3e-3, dropout=0.0)
     data = AnswerSequences(*answer_tokens(bitwise_enc), pad_id=bitwise_enc.pad_id)
-    tuned = finetune_layers(char_lm, data, [1], cfg, seed=0)
-    assert all(torch.equal(v, before[k]) for k, v in char_lm.state_dict().items())  # the model itself is untouched
-    after = tuned.state_dict()
+    with finetuned(char_lm, data, [1], cfg, seed=0) as tuned:
+        assert tuned is char_lm  # tuned in place: no copy of the model
+        after = {k: v.clone() for k, v in tuned.state_dict().items()}
+        assert _answer_loss(tuned, bitwise_enc) < loss_before - 0.1
+        assert not any(p.requires_grad for p in tuned.parameters())
     assert set(after) == set(before)  # LoRA merged away: the same HF model, the same names
     changed = {k for k in before if not torch.equal(after[k], before[k])}
     assert changed and all(k.startswith("transformer.h.1.") for k in changed)
     if method == "full":  # every parameter of layer 1 is trained, norms and biases too
         assert {k for k in before if k.startswith("transformer.h.1.") and not k.endswith(".attn.bias")} <= changed
-        assert not any(p.requires_grad for p in tuned.parameters())
     assert all(v.dtype == before[k].dtype for k, v in after.items())
-    assert _answer_loss(tuned, bitwise_enc) < _answer_loss(char_lm, bitwise_enc) - 0.1
-    again = finetune_layers(char_lm, data, [1], cfg, seed=0)  # same seed, same weights
-    assert all(torch.equal(v, after[k]) for k, v in again.state_dict().items())
+    # on leaving the block the model is bit-identical to before: weights, names, dtypes, flags
+    now = char_lm.state_dict()
+    assert set(now) == set(before) and all(torch.equal(v, before[k]) and v.dtype == before[k].dtype
+                                           for k, v in now.items())
+    assert {n: p.requires_grad for n, p in char_lm.named_parameters()} == flags
+    assert not any(type(m).__module__.startswith("peft") for m in char_lm.modules())
+    with finetuned(char_lm, data, [1], cfg, seed=0) as again:  # same seed, same weights
+        assert all(torch.equal(v, after[k]) for k, v in again.state_dict().items())
+    assert all(torch.equal(v, before[k]) for k, v in char_lm.state_dict().items())
+
+
+def test_a_failed_finetuning_leaves_the_model_as_it_was(char_lm, bitwise_enc, monkeypatch):
+    import iclab.train.finetune as ft
+
+    before = {k: v.clone() for k, v in char_lm.state_dict().items()}
+
+    def broken(model, *args, **kwargs):
+        for p in model.parameters():
+            if p.requires_grad:
+                p.data.add_(1.0)  # half a training step, then a crash
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(ft, "train", broken)
+    data = AnswerSequences(*answer_tokens(bitwise_enc), pad_id=bitwise_enc.pad_id)
+    for method in ("lora", "full"):
+        with pytest.raises(RuntimeError, match="out of memory"), finetuned(
+                char_lm, data, [1], FinetuneSettings(method=method, n_layers=1), seed=0):
+            pass
+        now = char_lm.state_dict()
+        assert set(now) == set(before) and all(torch.equal(v, before[k]) for k, v in now.items())
+        assert not any(type(m).__module__.startswith("peft") for m in char_lm.modules())

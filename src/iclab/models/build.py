@@ -13,15 +13,17 @@ import warnings
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, PreTrainedModel)
 
 from iclab.limits import MAX_HEADS, MAX_LAYERS, MAX_MLP, MAX_SEQ, MAX_WIDTH
+from iclab.models.load import LoadSettings
 
 
-class ModelSpec(BaseModel):
-    """Architecture of a model trained here.
+class ModelSpec(LoadSettings):
+    """Architecture of a model trained here, and how a pretrained one is loaded
+    (``device_map``, ``dtype``: see :class:`~iclab.models.load.LoadSettings`).
 
     Parameters
     ----------
@@ -42,6 +44,10 @@ class ModelSpec(BaseModel):
         the ``window - 1`` tokens before it.
     max_len : int, default 2048
         Longest sequence (GPT-2's learned position table; RoPE's cache size); at most 2^20.
+    device_map : {"auto"} or None, default None
+        Pretrained models only: "auto" spreads one over the GPUs and the CPU.
+    dtype : {"auto", "float32", "bfloat16", "float16"}, default "auto"
+        Pretrained models only: the weights' dtype ("auto": bfloat16 on a GPU, float32 on the CPU).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

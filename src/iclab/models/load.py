@@ -6,10 +6,42 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from iclab.errors import ModelLoadError
 from iclab.models import lstm  # noqa: F401  (registers the iclab-lstm config with the Auto classes)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class LoadSettings(BaseModel):
+    """How a pretrained model (``--model``, or a study's ``models``) is loaded: the ``model.device_map``
+    and ``model.dtype`` keys of every study whose ``model`` section describes one (each passes
+    its ``model`` section to :func:`load_model`). A model trained here ignores them.
+
+    Parameters
+    ----------
+    device_map : {"auto"} or None, default None
+        None puts the whole model on one device (the GPU when there is one, else the CPU).
+        "auto" lets accelerate spread its layers over every GPU, then the CPU (then disk), for
+        a model that does not fit one device; on a machine without a GPU everything goes on
+        the CPU.
+    dtype : {"auto", "float32", "bfloat16", "float16"}, default "auto"
+        The weights' dtype. "auto" is bfloat16 on a GPU and float32 on the CPU (bfloat16
+        works on the CPU but its matrix products are many times slower there).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device_map: Literal["auto"] | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+    def torch_dtype(self, device: str) -> torch.dtype:
+        """The dtype a model loaded onto ``device`` ("cpu", "cuda") gets."""
+        if self.dtype == "auto":
+            return torch.bfloat16 if device.startswith("cuda") else torch.float32
+        return DTYPES[self.dtype]
 
 
 def _looks_like_path(name: str) -> bool:
@@ -57,7 +89,7 @@ def save_trained(model, path, trained_context: int) -> None:
 
 def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dtype | None = None,
                trust_remote_code: bool = False, tokenizer: Literal["auto", "required", "none"] = "auto",
-               check: bool | None = None) -> tuple[PreTrainedModel, object | None]:
+               check: bool | None = None, settings: LoadSettings | None = None) -> tuple[PreTrainedModel, object | None]:
     """Load a causal LM (and its tokenizer, if it has one) in eval mode.
 
     Parameters
@@ -65,9 +97,10 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
     name_or_path : str
         A local directory written by ``save_pretrained`` or a Hugging Face Hub name.
     device : str, optional
-        Defaults to "cuda" when a GPU is present, else "cpu".
+        Defaults to "cuda" when a GPU is present, else "cpu". Not with ``settings.device_map``.
     dtype : torch.dtype, optional
-        Defaults to bfloat16 on a GPU and float32 on the CPU (bf16 is very slow on CPUs).
+        Defaults to ``settings.dtype`` ("auto": bfloat16 on a GPU and float32 on the CPU, where
+        bf16 is very slow).
     trust_remote_code : bool, default False
         Off unless asked: remote code runs on this machine.
     tokenizer : {"auto", "required", "none"}, default "auto"
@@ -81,6 +114,9 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
         family is not in iclab's table (its module paths were guessed); True checks any
         model; False none. The tokenizer is attached as ``model.iclab_tokenizer``, so that
         ``capture`` and ``patch`` take text.
+    settings : LoadSettings, optional
+        A study's ``model`` section: ``device_map`` ("auto": spread over the GPUs and the CPU
+        by accelerate) and ``dtype``. Defaults to ``LoadSettings()``: one device, dtype "auto".
 
     Raises
     ------
@@ -89,17 +125,23 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
         or the weights are corrupt, or an identity check fails (one line naming the
         identity and the layer).
     """
+    settings = settings or LoadSettings()
+    if device is not None and settings.device_map is not None:
+        raise ValueError(f"device = {device!r} and device_map = {settings.device_map!r}: give one of them")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    dtype = dtype or settings.torch_dtype(device)
     path = Path(name_or_path).expanduser()
     check_model_path(name_or_path)
+    placement = {"device_map": settings.device_map} if settings.device_map else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path) if path.exists() else name_or_path,
-                                                     dtype=dtype, trust_remote_code=trust_remote_code)
+                                                     dtype=dtype, trust_remote_code=trust_remote_code, **placement)
     except Exception as e:  # HF raises OSError, ValueError, safetensors errors...; all mean "does not load"
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelLoadError(f"model {name_or_path!r} could not be loaded: {reason}") from e
-    model.to(device).eval()
+    if not placement:  # with a device_map accelerate has placed every layer already
+        model.to(device)
+    model.eval()
     if tokenizer not in ("auto", "required", "none"):
         raise ValueError(f"tokenizer = {tokenizer!r}; allowed: auto, required, none")
     tok = None

@@ -103,10 +103,12 @@ def training_footprint(spec, vocab: int, seq_len: int, batch_size: int, *, probe
                      device, knobs)
 
 
-def pretrained_footprint(name_or_path: str, device: str = "cpu") -> Footprint | None:
-    """The weights of a saved model, from the size of its weight files (None for a Hub name)."""
+def pretrained_footprint(name_or_path: str, device: str = "cpu", settings=None) -> Footprint | None:
+    """The weights of a saved model, from the size of its weight files (None for a Hub name, and
+    for ``settings.device_map = "auto"``: accelerate spreads the model over every GPU, the CPU
+    and disk, so no one device's memory bounds it)."""
     path = Path(name_or_path).expanduser()
-    if not path.is_dir():
+    if getattr(settings, "device_map", None) is not None or not path.is_dir():
         return None
     files = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".pth")]
     return Footprint({"weights": sum(p.stat().st_size for p in files)}, device) if files else None

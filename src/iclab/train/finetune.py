@@ -23,9 +23,9 @@ accuracy from 26% to 90%, the last 10 only to 66%); spec ``task_vectors.md``,
 
 from __future__ import annotations
 
-import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 import numpy as np
@@ -130,29 +130,57 @@ def linear_targets(model: nn.Module, layers: Sequence[int]) -> tuple[list[str], 
     return names, conv
 
 
-def finetune_layers(model: nn.Module, data: AnswerSequences, layers: Sequence[int], cfg: FinetuneSettings,
-                    seed: int) -> nn.Module:
-    """A copy of ``model`` with ``layers`` tuned on ``data`` by ``cfg.method``; ``model`` is left unchanged.
+@contextmanager
+def finetuned(model: nn.Module, data: AnswerSequences, layers: Sequence[int], cfg: FinetuneSettings,
+              seed: int) -> Iterator[nn.Module]:
+    """``model`` itself with ``layers`` tuned on ``data`` by ``cfg.method``, for the ``with`` block;
+    on leaving it ``model`` is bit-identical to before (weights, dtypes, ``requires_grad``, mode).
 
-    The trained parameters are float32 whatever the model's dtype (full tuning casts them back
-    afterwards, so a bfloat16 model stays one dtype). Batch ``s`` is drawn from
-    ``default_rng([seed, s])``; the LoRA initialisation and dropout use ``torch.manual_seed(seed)``
-    inside a forked RNG, so the caller's torch RNG is untouched.
+    Nothing is copied but the tuned layers' own tensors: they are set aside before tuning and
+    put back after, so the extra memory is those layers (plus LoRA's adapters and the optimizer
+    state while training), not a second model. LoRA's adapters are injected into ``model``,
+    trained, merged into the tuned layers' weights and removed, so that inside the block probes
+    see an ordinary HF model with the same module names. The trained parameters are float32
+    whatever the model's dtype (full tuning casts them back afterwards, so a bfloat16 model
+    stays one dtype). Batch ``s`` is drawn from ``default_rng([seed, s])``; the LoRA
+    initialisation and dropout use ``torch.manual_seed(seed)`` inside a forked RNG, so the
+    caller's torch RNG is untouched.
     """
-    tuned = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        torch.manual_seed(seed)
-        if cfg.method == "lora":
-            tuned = _with_lora(tuned, layers, cfg)
-            train(tuned, data, cfg.train_config(), data_seed=seed, label=f"LoRA layers {layers[0]}-{layers[-1]}")
-            return tuned.merge_and_unload().eval()
-        dtypes = _unfreeze(tuned, layers)
-        train(tuned, data, cfg.train_config(), data_seed=seed, label=f"layers {layers[0]}-{layers[-1]}")
-    for p, dtype in dtypes:
-        p.requires_grad_(False)
-        p.data = p.data.to(dtype)
-    return tuned.eval()
+    blocks = anatomy(model).layers
+    params = [p for layer in layers for p in blocks[layer].parameters()]
+    saved = [p.data.clone() for p in params]  # the tuned layers only
+    grads = {p: p.requires_grad for p in model.parameters()}
+    training = model.training
+    peft_model = None
+    try:
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            torch.manual_seed(seed)
+            if cfg.method == "lora":
+                peft_model = _with_lora(model, layers, cfg)
+                train(peft_model, data, cfg.train_config(), data_seed=seed,
+                      label=f"LoRA layers {layers[0]}-{layers[-1]}")
+                tuned, peft_model = peft_model.merge_and_unload(), None  # adapters merged into the weights, removed
+                assert tuned is model, "peft's merge_and_unload returned another model"
+            else:
+                dtypes = _unfreeze(model, layers)
+                train(model, data, cfg.train_config(), data_seed=seed, label=f"layers {layers[0]}-{layers[-1]}")
+                for p, dtype in dtypes:
+                    p.grad = None
+                    p.data = p.data.to(dtype)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.eval()
+        yield model
+    finally:
+        if peft_model is not None:  # training failed: take the adapters out unmerged
+            peft_model.unload()
+        for p, original in zip(params, saved):
+            p.grad = None
+            p.data = original
+        for p, flag in grads.items():
+            p.requires_grad_(flag)
+        model.train(training)
 
 
 def _with_lora(model: nn.Module, layers: Sequence[int], cfg: FinetuneSettings) -> nn.Module:

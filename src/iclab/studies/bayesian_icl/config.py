@@ -128,7 +128,7 @@ def footprint(cfg: BayesianICLConfig, model_name: str | None = None) -> Footprin
     the LSTM baseline trains after the transformer, not beside it, and is not counted."""
     device = run_device(cfg.train.device)
     if model_name:
-        return pretrained_footprint(model_name, device)
+        return pretrained_footprint(model_name, device, cfg.model)
     return training_footprint(cfg.model, cfg.world.vocab_size, cfg.world.doc_len, cfg.train.batch_size,
                               probe_batch=cfg.probe.batch_size, probe_seq=cfg.probe.probe().max_prompt_len(),
                               device=device, precision=cfg.train.precision,

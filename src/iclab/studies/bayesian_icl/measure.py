@@ -29,7 +29,7 @@ def measure(cfg: BayesianICLConfig, run: Run, model_name: str | None = None) -> 
     probe = cfg.probe.probe()
     prompts = probe.prompts(world, np.random.default_rng([cfg.seed, 1]))
     if model_name:
-        model, _ = load_model(model_name, tokenizer="none")
+        model, _ = load_model(model_name, tokenizer="none", settings=cfg.model)
         run.save_rows(probe(model, prompts).tagged(model=model_name).rows)
         return
     models = {MODEL: (build_model(cfg.model, world.vocab_size, seed=cfg.seed), cfg.train)}

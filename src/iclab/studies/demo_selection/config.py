@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from iclab.config import Frozen
 from iclab.errors import ConfigError, ModelLoadError
 from iclab.limits import MAX_BATCH, MAX_ITEMS, MAX_LIST, MAX_PROMPTS, MAX_SEED, MAX_SEQ
+from iclab.models.load import LoadSettings
 from iclab.models.memory import RUNTIME, Footprint, pretrained_footprint, run_device
 from iclab.studies.labelled_data import DataSettings
 
@@ -70,11 +71,13 @@ class SelectionSettings(Frozen):
 
 
 class DemoSelectionConfig(Frozen):
-    """Config of the demo-selection study: ``models`` are scored in turn when no ``--model`` is given."""
+    """Config of the demo-selection study: ``models`` are scored in turn when no ``--model`` is given;
+    ``model`` says how each is loaded (``device_map``, ``dtype``: :class:`~iclab.models.load.LoadSettings`)."""
 
     seed: int = Field(0, ge=0, le=MAX_SEED)
     models: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=lambda: [DEFAULT_MODEL], min_length=1,
                                                               max_length=MAX_LIST)
+    model: LoadSettings = LoadSettings()
     data: DataSettings = DataSettings()
     selection: SelectionSettings = SelectionSettings()
 
@@ -116,5 +119,5 @@ def footprint(cfg: DemoSelectionConfig, model_name: str | None = None) -> Footpr
     first (:func:`check_inputs`)."""
     check_inputs(cfg, model_name)
     device = run_device("auto")  # load_model puts a model on the GPU when there is one
-    fps = [pretrained_footprint(n, device) or Footprint({"runtime": RUNTIME}, device) for n in cfg.scored(model_name)]
+    fps = [pretrained_footprint(n, device, cfg.model) or Footprint({"runtime": RUNTIME}, device) for n in cfg.scored(model_name)]
     return max(fps, key=lambda fp: fp.total)

@@ -63,7 +63,7 @@ def measure(cfg: DemoSelectionConfig, run: Run, model_name: str | None = None) -
     with progress_bar() as bar:
         task = bar.add_task("demo selection", total=len(names) * len(sets), info="")
         for name in names:
-            model, tokenizer = load_model(name, tokenizer="required")
+            model, tokenizer = load_model(name, tokenizer="required", settings=cfg.model)
             sizes.append(n_params(model))
             for s in sets:
                 emb = None

@@ -137,7 +137,7 @@ def footprint(cfg: GraphTracingConfig, model_name: str | None = None) -> Footpri
     """Memory of pretraining and of tracing the graph (every walk's hidden states are kept)."""
     device = run_device(cfg.train.device)
     if model_name:
-        return pretrained_footprint(model_name, device)
+        return pretrained_footprint(model_name, device, cfg.model)
     walk = cfg.graph.walk_length
     stored = cfg.probe.n_walks * walk * cfg.model.d_model * cfg.model.n_layers
     return training_footprint(cfg.model, cfg.pretrain.vocab_size, cfg.pretrain.seq_len, cfg.train.batch_size,

@@ -85,7 +85,7 @@ def conflict_world(cfg: GraphTracingConfig, kind: str) -> GraphWorld:
 
 def measure_pretrained(cfg: GraphTracingConfig, run: Run, model_name: str) -> None:
     """Trace a word-labelled graph, and the semantic-conflict rings, in a pretrained LM."""
-    model, tokenizer = load_model(model_name, tokenizer="required")
+    model, tokenizer = load_model(model_name, tokenizer="required", settings=cfg.model)
     settings = cfg.pretrained
     _, maximum = context_limits(model)
     needed = settings.walk_length + settings.bos

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from iclab.config import Frozen, LogConfig, TrainConfig
 from iclab.limits import MAX_BATCH, MAX_HEADS, MAX_LIST, MAX_PROMPTS, MAX_SEED, MAX_SEQ
 from iclab.models.build import ModelSpec
+from iclab.models.load import LoadSettings
 from iclab.models.memory import Footprint, pretrained_footprint, run_device, training_footprint
 from iclab.probes.ictr import ICTR
 from iclab.worlds.icg import ICGWorld
@@ -27,7 +28,7 @@ SIZES: dict[str, tuple[int, int, int]] = {
 }
 
 
-class ICGModel(Frozen):
+class ICGModel(Frozen, LoadSettings):
     """The model trained on the ICG world: a size from :data:`SIZES` and the H, W knobs.
 
     Parameters
@@ -43,6 +44,8 @@ class ICGModel(Frozen):
         before it. Any W ≥ 1, also shorter than a paragraph.
     max_len : int, default 2048
         Longest sequence (GPT-2's position table; RoPE's cache size).
+    device_map, dtype
+        How a pretrained ``--model`` is loaded (:class:`~iclab.models.load.LoadSettings`).
     """
 
     size: str = "mini"
@@ -142,7 +145,7 @@ def footprint(cfg: ICGGeneralizationConfig, model_name: str | None = None) -> Fo
     """Memory of training on whole documents and of the ICTR generations."""
     device = run_device(cfg.train.device)
     if model_name:
-        return pretrained_footprint(model_name, device)
+        return pretrained_footprint(model_name, device, cfg.model)
     seq = 1 + cfg.world.n_paragraphs * (cfg.world.paragraph_len + 1)
     return training_footprint(cfg.model.spec(), cfg.world.vocab_size, seq, cfg.train.batch_size,
                               probe_batch=min(cfg.probe.batch_size, cfg.probe.n_prompts), probe_seq=seq,

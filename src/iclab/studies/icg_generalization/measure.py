@@ -43,7 +43,7 @@ def measure(cfg: ICGGeneralizationConfig, run: Run, model_name: str | None = Non
 
 def measure_pretrained(cfg: ICGGeneralizationConfig, run: Run, model_name: str) -> None:
     """ICTR of a saved causal LM over the world's tokens (no training)."""
-    model, _ = load_model(model_name, tokenizer="none")
+    model, _ = load_model(model_name, tokenizer="none", settings=cfg.model)
     probe = cfg.probe.probe(cfg.seed)
     prompts = probe.prompts(cfg.world, np.random.default_rng([cfg.seed, 1]))
     run.save_rows(probe(model, prompts).tagged(model=model_name).rows)

@@ -88,7 +88,7 @@ def footprint(cfg: InductionHeadsConfig, model_name: str | None = None) -> Footp
     """Memory of the largest depth's training step and probes (see :mod:`iclab.models.memory`)."""
     device = run_device(cfg.train.device)
     if model_name:
-        return pretrained_footprint(model_name, device)
+        return pretrained_footprint(model_name, device, cfg.model)
     spec = cfg.model.model_copy(update={"n_layers": max(cfg.layers)})
     return training_footprint(spec, cfg.world.vocab_size, cfg.world.seq_len, cfg.train.batch_size,
                               probe_batch=min(cfg.probe.batch_size, cfg.probe.n_prompts),

@@ -81,7 +81,7 @@ def measure(cfg: InductionHeadsConfig, run: Run, model_name: str | None = None) 
 
 def measure_pretrained(cfg: InductionHeadsConfig, run: Run, model_name: str) -> None:
     """Score every head of a pretrained causal LM on repeated random tokens, then ablate."""
-    model, tokenizer = load_model(model_name)
+    model, tokenizer = load_model(model_name, settings=cfg.model)
     vocab = model.get_output_embeddings().weight.shape[0]
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     allowed = np.array([t for t in range(vocab) if t not in special])

@@ -133,7 +133,7 @@ def footprint(cfg: LabelSemanticsConfig, model_name: str | None = None) -> Footp
     names = cfg.scored(model_name)
     if names:
         # a Hub model's size is unknown until it is downloaded: the runtime alone stands for it
-        fps = [pretrained_footprint(n, device) or Footprint({"runtime": RUNTIME}, device) for n in names]
+        fps = [pretrained_footprint(n, device, cfg.model) or Footprint({"runtime": RUNTIME}, device) for n in names]
         return max(fps, key=lambda fp: fp.total)
     seq = 2 * cfg.world.pairs
     return training_footprint(cfg.model, cfg.world.vocab_size, seq, cfg.train.batch_size,

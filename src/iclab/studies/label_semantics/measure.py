@@ -46,7 +46,7 @@ def measure(cfg: LabelSemanticsConfig, run: Run, model_name: str | None = None) 
     with progress_bar() as bar:
         task = bar.add_task("label semantics", total=len(names) * len(sets), info="")
         for name in names:
-            model, tokenizer = load_model(name, tokenizer="required")
+            model, tokenizer = load_model(name, tokenizer="required", settings=cfg.model)
             sizes.append(n_params(model))
             for s in sets:
                 for k, prompts in set_prompts(s, cfg, tokenizer).items():

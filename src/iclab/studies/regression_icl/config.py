@@ -263,6 +263,10 @@ class RegressionICLConfig(Frozen):
 
     @model_validator(mode="after")
     def _fits(self):
+        if self.model.device_map is not None or self.model.dtype != "auto":
+            raise ValueError(f"model.device_map = {self.model.device_map!r}, model.dtype = {self.model.dtype!r}: "
+                             "these load a pretrained HF causal LM; regression-icl's models are vector models "
+                             "(allowed: device_map null, dtype auto)")
         if 2 * self.world.points > self.model.max_len:
             raise ValueError(f"model.max_len ({self.model.max_len}) must be >= 2 * world.points "
                              f"({2 * self.world.points}): each example is two tokens")

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from iclab.baselines import baseline_names
 from iclab.config import Frozen, LogConfig, TrainConfig
+from iclab.errors import ConfigError
 from iclab.limits import MAX_BATCH, MAX_ITEMS, MAX_LAYERS, MAX_LIST, MAX_PROMPTS, MAX_SEED, MAX_SEQ
 from iclab.models.build import ModelSpec
 from iclab.models.memory import Footprint, pretrained_footprint, run_device, training_footprint
@@ -207,7 +208,12 @@ def footprint(cfg: TaskVectorsConfig, model_name: str | None = None) -> Footprin
     TD keeps every prompt's hidden states), or the weights of a pretrained model."""
     device = run_device(cfg.train.device)
     if model_name:
-        return pretrained_footprint(model_name, device)
+        if cfg.finetune.enabled and device == "cpu" and cfg.model.dtype in ("bfloat16", "float16"):
+            # the tuned layers train in float32 between half-precision ones: without a GPU's autocast
+            # their matrix products meet mixed dtypes
+            raise ConfigError(f"model.dtype = {cfg.model.dtype!r} with finetune.enabled = true needs a GPU; "
+                              f"on the CPU allowed: auto, float32")
+        return pretrained_footprint(model_name, device, cfg.model)
     seq, d, layers = 2 * cfg.world.points, cfg.model.d_model, cfg.model.n_layers
     prompts = cfg.world.n_bases * max(cfg.probe.n_per_basis, cfg.probe.eval_per_basis)
     return training_footprint(cfg.model, 1, seq, cfg.train.batch_size,

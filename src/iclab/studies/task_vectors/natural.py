@@ -22,7 +22,7 @@ from iclab.runs.run import Run
 from iclab.studies.task_vectors.config import TaskVectorsConfig
 from iclab.studies.task_vectors.curves import family_td, points_r2, td_accuracy_points
 from iclab.tasks import build_prompts, get_task, task_names
-from iclab.train.finetune import AnswerSequences, finetune_layers, tuned_layers
+from iclab.train.finetune import AnswerSequences, finetuned, tuned_layers
 
 
 def family_tasks(family: str, conllu: str | None):
@@ -61,7 +61,7 @@ def measure_family(model, tokenizer, family: str, tasks: dict, shots: int, cfg: 
 
 def measure_pretrained(cfg: TaskVectorsConfig, run: Run, model_name: str) -> None:
     """Every natural-task measurement on ``model_name``, then on each of ``natural.checkpoints``."""
-    model, tokenizer = load_model(model_name, tokenizer="required")
+    model, tokenizer = load_model(model_name, tokenizer="required", settings=cfg.model)
     nat = cfg.natural
     n_layers = anatomy(model).n_layers
     if cfg.patching.enabled and cfg.patching.layers is not None:
@@ -136,7 +136,7 @@ def measure_checkpoints(cfg: TaskVectorsConfig, done) -> Rows:
     scatter: dict[str, list] = {f: [] for f in nat.families}
     tasks_of = {f: family_tasks(f, nat.conllu) for f in nat.families}  # the same tasks for every checkpoint
     for i, name in enumerate(nat.checkpoints):
-        model, tokenizer = load_model(name, tokenizer="required")
+        model, tokenizer = load_model(name, tokenizer="required", settings=cfg.model)
         for family, tasks in tasks_of.items():
             fam = measure_family(model, tokenizer, family, tasks, nat.main_shots, cfg,
                                  np.random.default_rng([cfg.seed, 2, nat.main_shots]), name).tagged(step=i)
@@ -181,11 +181,10 @@ def finetune(model, tokenizer, tasks: dict, family: str, cfg: TaskVectorsConfig,
     rows = Rows()
     for end in ("first", "last"):
         layers = tuned_layers(n_layers, ft.n_layers, end)
-        tuned = finetune_layers(model, data, layers, ft, seed=cfg.seed)
-        r = measure_family(tuned, tokenizer, family, tasks, nat.main_shots, cfg,
-                           np.random.default_rng([cfg.seed, 2, nat.main_shots]),
-                           finetuned_name(model_name, cfg, layers, end))
+        with finetuned(model, data, layers, ft, seed=cfg.seed) as tuned:  # model itself, restored after
+            r = measure_family(tuned, tokenizer, family, tasks, nat.main_shots, cfg,
+                               np.random.default_rng([cfg.seed, 2, nat.main_shots]),
+                               finetuned_name(model_name, cfg, layers, end))
         rows += [replace(x, probe="finetune") if x.probe == "accuracy" else x for x in r]
-        del tuned
         gc.collect()
     return rows

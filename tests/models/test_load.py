@@ -1,0 +1,89 @@
+"""Loading a pretrained model for a study: ``model.device_map`` (accelerate; all on the CPU where
+there is no GPU) and ``model.dtype``, validated in every study that loads one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import iclab
+from iclab.errors import ConfigError
+from iclab.models.load import LoadSettings, load_model
+from iclab.models.memory import pretrained_footprint
+from iclab.studies import get_study
+
+
+def _logits(model) -> torch.Tensor:
+    with torch.no_grad():
+        return model(torch.tensor([[1, 5, 9, 2, 7]])).logits.float()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "qwen2"])
+def test_device_map_auto_places_every_layer_on_the_cpu_and_gives_the_same_logits(tiny_lms, family):
+    tiny = tiny_lms[family]
+    model, _ = load_model(str(tiny.path), settings=LoadSettings(device_map="auto"), check=True)
+    if not torch.cuda.is_available():  # accelerate's map is one device: it moves the model there, no hooks
+        assert all(p.device.type == "cpu" for p in model.parameters())
+    assert not model.training and next(model.parameters()).dtype == LoadSettings().torch_dtype(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    one_device, _ = load_model(str(tiny.path), device="cpu", dtype=next(model.parameters()).dtype)
+    torch.testing.assert_close(_logits(model).cpu(), _logits(one_device))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_dtype_choice_loads_the_weights_in_that_dtype(tiny_lms, dtype):
+    tiny = tiny_lms["llama"]
+    model, _ = load_model(str(tiny.path), device="cpu", settings=LoadSettings(dtype=dtype))
+    assert {p.dtype for p in model.parameters()} == {getattr(torch, dtype)}
+    logits = _logits(model)  # a forward pass runs in that dtype on the CPU
+    assert torch.isfinite(logits).all()
+    torch.testing.assert_close(logits, _logits(tiny.model), atol=0.1, rtol=0.05)
+
+
+def test_device_and_device_map_together_are_refused(tiny_lms):
+    with pytest.raises(ValueError, match="device_map"):
+        load_model(str(tiny_lms["gpt2"].path), device="cpu", settings=LoadSettings(device_map="auto"))
+
+
+STUDIES = ["graph-tracing", "induction-heads", "bayesian-icl", "task-vectors", "icg-generalization",
+           "label-semantics", "demo-selection"]
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_study_takes_and_validates_the_load_keys(study):
+    cfg = get_study(study).load_config("cpu", {"model.device_map": "auto", "model.dtype": "bfloat16"})
+    assert cfg.model.device_map == "auto" and cfg.model.torch_dtype("cpu") == torch.bfloat16
+    with pytest.raises(ConfigError, match=r"model\.device_map = 'balanced'.*'auto'"):
+        get_study(study).load_config("cpu", {"model.device_map": "balanced"})
+    with pytest.raises(ConfigError, match=r"model\.dtype = 'int8'.*'auto', 'float32', 'bfloat16' or 'float16'"):
+        get_study(study).load_config("cpu", {"model.dtype": "int8"})
+
+
+def test_regression_icl_refuses_the_load_keys():
+    with pytest.raises(ConfigError, match="model.device_map = 'auto'.*vector models"):
+        get_study("regression-icl").load_config("cpu", {"model.device_map": "auto"})
+
+
+def test_device_map_auto_skips_the_one_device_memory_check(tiny_lms):
+    path = str(tiny_lms["gpt2"].path)
+    assert pretrained_footprint(path, "cpu", LoadSettings()).total > 0
+    assert pretrained_footprint(path, "cpu", LoadSettings(device_map="auto")) is None
+
+
+def test_a_study_loads_its_pretrained_model_with_the_settings(word_lm_dir, tmp_path, monkeypatch):
+    import sys
+
+    measure = sys.modules["iclab.studies.label_semantics.measure"]
+    seen = []
+
+    def spy(*args, **kwargs):
+        model, tok = load_model(*args, **kwargs)
+        seen.append((kwargs["settings"].device_map, next(model.parameters()).dtype))
+        return model, tok
+
+    monkeypatch.setattr(measure, "load_model", spy)
+    over = {"data.tasks": ["sentiment"], "probe.shots": [2], "probe.n_queries": 3, "probe.n_draws": 1,
+            "probe.conditions": ["gold"], "model.device_map": "auto", "model.dtype": "bfloat16"}
+    run = iclab.run("label-semantics", overrides=over, model=str(word_lm_dir), out=tmp_path)
+    assert run.meta["status"] == "done"
+    assert seen == [("auto", torch.bfloat16)]
