@@ -39,6 +39,9 @@ STUDIES: dict[str, StudyEntry] = {s.name: s for s in [
                "toward the Bayes-optimal predictor (Xie et al. 2022)", "iclab.studies.bayesian_icl"),
     StudyEntry("task-vectors", "Task encoding emerges with in-context regression; task decodability tracks "
                "accuracy and task vectors steer pretrained LMs (Han et al. 2025)", "iclab.studies.task_vectors"),
+    StudyEntry("data-properties", "Bursty training data gives in-context learning on unseen classes, non-bursty data "
+               "does not; Zipfian classes trade ICL for in-weights learning (Chan et al. 2022)",
+               "iclab.studies.data_properties"),
 ]}
 
 
