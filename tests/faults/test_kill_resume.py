@@ -53,6 +53,9 @@ TINY = {
                      "train.ckpt_every": 5, "train.batch_size": 16, "train.warmup": 2, "model.n_layers": 2,
                      "model.d_model": 32, "model.n_heads": 2, "probe.n_per_basis": 12, "probe.eval_per_basis": 3,
                      "probe.umap": False},
+    "data-properties": {"train.steps": 6, "train.eval_every": 2, "train.ckpt_every": 2, "train.warmup": 0,
+                        "train.batch_size": 8, "world.n_classes": 512, "world.n_features": 32, "model.d_model": 16,
+                        "model.n_heads": 2, "probe.n_prompts": 8},
 }
 
 
@@ -72,7 +75,7 @@ PHASES: dict[str, tuple[object, str, Callable[..., bool]]] = {
     "report": (matplotlib.figure.Figure, "savefig", lambda *a, **k: True),
 }
 FAST = {"induction-heads": "training", "icg-generalization": "probing", "graph-tracing": "report",
-        "task-vectors": "checkpoint"}
+        "task-vectors": "checkpoint", "data-properties": "probing"}
 
 
 def _wrap(phase: str, on_call: Callable[[int], None]) -> None:

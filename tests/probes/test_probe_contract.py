@@ -26,6 +26,7 @@ from iclab.probes.decodability import LabelledInputs
 from iclab.probes.function_vectors import FunctionVectorPrompts
 from iclab.probes.graph_tracing import GraphWalks
 from iclab.probes.task_vectors import PatchingPrompts, task_vectors
+from iclab.worlds.bursty_classes import BurstyClasses
 from iclab.worlds.ginc import GINCWorld
 from iclab.worlds.graph import GraphWorld
 from iclab.worlds.icg import ICGWorld
@@ -64,6 +65,12 @@ def _ictr(family, text):
 def _ginc(family, text):
     world = GINCWorld(n_symbols=12, n_entities=3, n_properties=4, n_concepts=4, n_pretrain_concepts=2)
     probe = make_probe("ginc", shots=[0, 2], lengths=[3], n_prompts=6, batch_size=4)
+    return probe, tiny(family, world.vocab_size), probe.prompts(world, np.random.default_rng(0))
+
+
+def _classification(family, text):
+    world = BurstyClasses(n_classes=64, n_labels=8, n_holdout=4, exemplar_len=2, n_features=16)
+    probe = make_probe("classification", n_prompts=6, batch_size=4)
     return probe, tiny(family, world.vocab_size), probe.prompts(world, np.random.default_rng(0))
 
 
@@ -127,7 +134,8 @@ def _attention_patterns(family, text):
 EXAMPLES: dict[str, Callable] = {"induction": _induction, "icl": _icl, "ablation": _ablation, "ictr": _ictr,
                                  "ginc": _ginc, "graph": _graph, "td": _td, "accuracy": _accuracy, "patching": _patching,
                                  "function_vectors": _function_vectors, "activation_patching": _activation_patching,
-                                 "logit_lens": _logit_lens, "dla": _dla, "attention_patterns": _attention_patterns}
+                                 "logit_lens": _logit_lens, "dla": _dla, "attention_patterns": _attention_patterns,
+                                 "classification": _classification}
 
 
 def test_every_registered_probe_has_an_example():

@@ -1,25 +1,26 @@
 """Bursty, Zipfian classes: sequences of exemplar–label pairs then a query (Chan et al. 2022, symbolic).
 
-Each class c has a prototype, a string of L feature tokens, and E fixed exemplars made from it
-by replacing each token, independently with probability v (the within-class variation), by a
-different feature token. Training classes c = 0 ... N - 1 have a fixed label token y(c); the
-H holdout classes are never trained. A sequence is P context pairs and a query::
+Each class c has a prototype, a string of L feature tokens (distinct across classes), and E
+fixed exemplars made from it by replacing each token, independently with probability v (the
+within-class variation), by a different feature token. Training classes c = 0 ... N - 1 have a
+fixed label token y(c), one per class or, with ``n_labels``, a balanced random map onto fewer
+labels; the H holdout classes are never trained. A sequence is P context pairs and a query::
 
     x_1 y_1  x_2 y_2  ...  x_P y_P  x_q y_q        (x_i: L tokens, y_i: one label token)
 
 and the prediction that matters is y_q after x_q. Classes are drawn from a Zipf law over
 the training classes, p(c) ∝ (c + 1)^(-α) (α = 0: uniform). With probability p_bursty a
-training sequence is *bursty*: ``ways`` distinct classes (drawn from the Zipf law without
-replacement) appear ``shots`` times each in the context, the query is one of them, and the
+training sequence is *bursty*: ``ways`` classes (Zipf draws conditioned on being distinct)
+appear ``shots`` times each in the context, the query is one of them, and the
 other P - shots·ways pairs are i.i.d. Zipf draws; otherwise every class of the sequence,
 the query's too, is an i.i.d. Zipf draw (the query class is in the context only by chance).
-The context is shuffled; the query stays last. Labels are always the class's own.
+The context is shuffled; the query stays last. Training labels are always the class's own.
 
 Evaluation sequences (Chan et al.'s eval modes):
 
 - ``fewshot`` on holdout classes (in-context learning): ``ways`` holdout classes,
   ``eval_shots`` times each, with *fresh labels*: each sequence gives its holdout classes
-  ``ways`` distinct label tokens drawn uniformly from the N labels, so only the context says
+  ``ways`` distinct label tokens drawn uniformly from all labels, so only the context says
   which label goes with which class. Chance is 1 / ways for a model that picks one of the
   context's labels. The remaining context pairs (if eval_shots·ways < P) are training
   classes with their own labels.
@@ -53,13 +54,17 @@ Where iclab differs, and why:
   tokens (a model can compare them with its context without having seen them), and the
   within-class variation v is a knob (Omniglot's is fixed by the drawings; the generator's
   ``noise_scale`` adds pixel noise).
-- Fresh labels of holdout few-shot sequences are drawn from all N labels per sequence; the
+- Fresh labels of holdout few-shot sequences are drawn from all labels per sequence; the
   generator uses labels 0 … ways - 1 (the labels of its two rarest classes) in every sequence.
 - The bursty classes are distinct (the generator draws them with replacement, so a "2-way"
   burst can be one class six times), and exemplars within a burst are drawn without
   replacement also for the query (the generator draws the query's exemplar separately).
 - The loss can count every label of the sequence (``loss_on = "labels"``, the generator's
-  ``w_interim_predictions``), not only the query's (``"query"``, the paper's default).
+  ``w_interim_predictions``) or every token (``"all"``, a language model's loss: repeated
+  exemplars of a burst then also reward copying), not only the query's label (``"query"``,
+  the paper's default).
+- Classes can share labels (``n_labels`` < N, as in Reddy 2023's version of this task), so
+  that many classes, hard to memorise, need only a small label vocabulary.
 - Class c has rank c + 1 in the Zipf law (class 0 the most frequent); the generator ranks a
   random permutation, which is the same law.
 
@@ -85,7 +90,10 @@ class BurstyClasses(World):
     Parameters
     ----------
     n_classes : int, default 1600
-        N, training classes, each with its own label token (Omniglot: 1,623 classes in all).
+        N, training classes (Omniglot: 1,623 classes in all).
+    n_labels : int or None, default None
+        Label tokens; None: one per training class. Otherwise class c gets label
+        ``perm(c) mod n_labels`` for a random permutation (each label about N / n_labels classes).
     n_holdout : int, default 20
         H, classes never trained, for the in-context evaluation; at least ``ways``.
     n_exemplars : int, default 20
@@ -108,15 +116,16 @@ class BurstyClasses(World):
         Share of bursty training sequences.
     zipf_exponent : float, default 0.0
         α of the Zipf law over the training classes (0: uniform).
-    loss_on : {"query", "labels"}, default "query"
-        Which predictions count in the training loss: the query's label, or every label.
+    loss_on : {"query", "labels", "all"}, default "query"
+        Which predictions count in the training loss: the query's label, every label, or every
+        token from the second on.
     seed : int, default 0
         Seed of the derived state (prototypes and exemplars).
 
     Notes
     -----
-    Tokens: features are ``0 ... n_features - 1``, label of class c is ``n_features + c``
-    (``vocab_size = n_features + n_classes``). Every batch has tokens (batch, (P + 1)(L + 1))
+    Tokens: features are ``0 ... n_features - 1``, labels ``n_features ... n_features + labels - 1``
+    (``vocab_size = n_features + labels``; :attr:`class_labels` gives each class's token). Every batch has tokens (batch, (P + 1)(L + 1))
     and ``info``: ``"classes"`` and ``"labels"`` (batch, P + 1), the class (holdout classes
     are ``N ... N + H - 1``) and the label token of each pair, the query last;
     ``"query_class"``, ``"query_label"`` (batch,); ``"bursty"`` (batch,) bool (for evaluation
