@@ -34,14 +34,14 @@ def over_training(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], c
 
 def icl_vs_iwl(models: list[str], icl: np.ndarray, iwl: np.ndarray, chance_icl: float, chance_iwl: float):
     """Final ICL and IWL accuracy of each model, side by side (``icl``, ``iwl``: (model,))."""
-    fig, ax = plt.subplots(figsize=(2.2 + 1.3 * len(models), 3.3))
+    fig, ax = plt.subplots(figsize=(3.4 + 1.3 * len(models), 3.3))
     x = np.arange(len(models))
     ax.bar(x - 0.2, icl, 0.38, color="#1f77b4", label="ICL (holdout, fresh labels)")
     ax.bar(x + 0.2, iwl, 0.38, color="#ff7f0e", label="IWL (trained, no support)")
     ax.axhline(chance_icl, color="#1f77b4", ls="--", lw=1)
     ax.axhline(chance_iwl, color="#ff7f0e", ls="--", lw=1)
     ax.set_xticks(x, models)
-    ax.set(ylabel="accuracy at the end", ylim=(0, 1.3), title="In-context against in-weights (dashed: chance)")
+    ax.set(ylabel="accuracy at the end", ylim=(0, 1.3), title="ICL against IWL (dashed: chance)")
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.legend(fontsize=7, loc="upper center", ncol=2)
     fig.tight_layout()

@@ -149,7 +149,7 @@ def summary(cfg: DataPropertiesConfig, run: Run, res: list[Results]) -> str:
     tokens = steps * cfg.train.batch_size * w.seq_len
     kind = "attention-only " if m.attn_only else ""
     return (f"{findings(cfg, res)}\n\n"
-            f"A {kind}{m.family} model ({m.n_layers} layers, width {m.d_model}, {size / 1e6:.2f}M parameters) per "
+            f"One {kind}{m.family} model ({m.n_layers} layers, width {m.d_model}, {size / 1e6:.2f}M parameters) per "
             f"burstiness, trained {steps} steps ({tokens / 1e6:.1f}M tokens) on sequences of {w.context} "
             f"exemplar–label pairs and a query, {w.n_classes} classes with {w.labels} labels, Zipf exponent "
             f"{w.zipf_exponent:g}, bursts of {w.shots} shots × {w.ways} ways, exemplars of {w.exemplar_len} tokens "
