@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from iclab.figures import heatmap, plt
+from iclab.figures import heatmap, plt, short_name
 
 #: the panels of the curves over training: prompt set -> title
 PANELS = {"fewshot-holdout": "ICL: holdout classes, fresh labels",
@@ -40,7 +40,7 @@ def icl_vs_iwl(models: list[str], icl: np.ndarray, iwl: np.ndarray, chance_icl: 
     ax.bar(x + 0.2, iwl, 0.38, color="#ff7f0e", label="IWL (trained, no support)")
     ax.axhline(chance_icl, color="#1f77b4", ls="--", lw=1)
     ax.axhline(chance_iwl, color="#ff7f0e", ls="--", lw=1)
-    ax.set_xticks(x, models)
+    ax.set_xticks(x, [short_name(m) for m in models])
     ax.set(ylabel="accuracy at the end", ylim=(0, 1.3), title="ICL against IWL (dashed: chance)")
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.legend(fontsize=7, loc="upper center", ncol=2)
