@@ -51,11 +51,10 @@ def icl_vs_iwl(models: list[str], icl: np.ndarray, iwl: np.ndarray, chance_icl: 
 def sweep_heatmaps(p_values: list[float], zipf_values: list[float], icl: np.ndarray, iwl: np.ndarray):
     """ICL and IWL accuracy over burstiness (rows) × Zipf exponent (columns); ``icl``, ``iwl``:
     (p_bursty, zipf), NaN where no trial finished."""
-    fig, axes = plt.subplots(1, 2, figsize=(2.6 + 2.2 * len(zipf_values), 0.9 + 0.6 * len(p_values)),
+    fig, axes = plt.subplots(1, 2, figsize=(3.4 + 2.6 * len(zipf_values), 1.2 + 0.6 * len(p_values)),
                              squeeze=False)
-    for ax, values, title in zip(axes[0], (icl, iwl), ("ICL: holdout classes, fresh labels",
-                                                        "IWL: trained classes, no support")):
-        im = heatmap(ax, values, title, xlabel="Zipf exponent α", ylabel="p_bursty")
+    for ax, values, title in zip(axes[0], (icl, iwl), ("ICL (holdout, fresh labels)", "IWL (no support)")):
+        im = heatmap(ax, values, title, xlabel="Zipf exponent α", ylabel="p_bursty" if ax is axes[0][0] else "")
         ax.set_xticks(range(len(zipf_values)), [f"{a:g}" for a in zipf_values])
         ax.set_yticks(range(len(p_values)), [f"{p:g}" for p in p_values])
     fig.colorbar(im, ax=list(axes[0]), shrink=0.8, label="accuracy")

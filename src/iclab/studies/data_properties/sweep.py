@@ -13,7 +13,7 @@ from iclab.runs.report import Figure, Section, Table
 from iclab.runs.run import Run
 from iclab.studies.data_properties import figures as figs
 from iclab.studies.data_properties.config import model_label
-from iclab.studies.data_properties.report import ICL, IWL, Results
+from iclab.studies.data_properties.report import ICL, ICL_MARGIN, IWL, Results
 
 
 def _trial_summary(path: Path) -> dict[str, Any] | None:
@@ -42,11 +42,11 @@ def sweep_report(trials: list, save_figure: Callable[[Any, str], str]) -> list[S
         return []
     ps = sorted({s["p"] for s in summaries.values()})
     zs = sorted({s["zipf"] for s in summaries.values()})
-    icl = np.full((len(ps), len(zs)), np.nan)  # (p_bursty, zipf)
-    iwl = np.full((len(ps), len(zs)), np.nan)
-    for s in summaries.values():
-        icl[ps.index(s["p"]), zs.index(s["zipf"])] = s["icl"]
-        iwl[ps.index(s["p"]), zs.index(s["zipf"])] = s["iwl"]
+    grids = {k: np.full((len(ps), len(zs)), np.nan) for k in ("icl", "iwl", "icl_chance", "iwl_chance")}
+    for s in summaries.values():  # grids (p_bursty, zipf)
+        for k, g in grids.items():
+            g[ps.index(s["p"]), zs.index(s["zipf"])] = s[k]
+    icl, iwl = grids["icl"], grids["iwl"]
     table = Table(["trial", "p_bursty", "Zipf α", "ICL", "ICL peak", "ICL chance", "IWL", "IWL chance"],
                   [[name, s["p"], s["zipf"], s["icl"], s["peak"], s["icl_chance"], s["iwl"], s["iwl_chance"]]
                    for name, s in summaries.items()],
@@ -54,7 +54,8 @@ def sweep_report(trials: list, save_figure: Callable[[Any, str], str]) -> list[S
                           "trained classes absent from the context); ICL peak: the highest ICL accuracy over "
                           "training.")
     heat = save_figure(figs.sweep_heatmaps(ps, zs, icl, iwl), "sweep_heatmap")
-    return [Section("ICL and IWL over the grid", trends_text(ps, zs, icl, iwl), tables=[table]),
+    text = trends_text(ps, zs, icl, iwl, grids["icl_chance"], grids["iwl_chance"])
+    return [Section("ICL and IWL over the grid", text, tables=[table]),
             Section("Heat maps over burstiness × Zipf exponent",
                     "Chan et al. (2022): ICL needs bursty data (it grows down the rows) and IWL needs skewed, "
                     "repeated classes (it grows along the columns); a Zipf exponent near 1 gives both.",
@@ -62,9 +63,12 @@ def sweep_report(trials: list, save_figure: Callable[[Any, str], str]) -> list[S
                                           "exponent α.")])]
 
 
-def trends_text(ps: list[float], zs: list[float], icl: np.ndarray, iwl: np.ndarray) -> str:
+def trends_text(ps: list[float], zs: list[float], icl: np.ndarray, iwl: np.ndarray, icl_chance: np.ndarray,
+                iwl_chance: np.ndarray) -> str:
     """ICL from the least to the most bursty row and IWL from the smallest to the largest Zipf
-    exponent, flagging a trend against Chan et al.'s."""
+    exponent, flagging what goes against Chan et al.: a trend the wrong way, or bursty data at a
+    Zipf exponent near 1 (0.5 to 1.5) without both ICL and IWL well above chance. Every array is
+    (p_bursty, zipf)."""
     out, warnings = [], []
     if len(ps) > 1:
         for j, a in enumerate(zs):
@@ -80,5 +84,13 @@ def trends_text(ps: list[float], zs: list[float], icl: np.ndarray, iwl: np.ndarr
                 out.append(f"p_bursty = {p:g}: IWL {lo:.2f} at α = {zs[0]:g} → {hi:.2f} at α = {zs[-1]:g}")
                 if hi < lo:
                     warnings.append(f"IWL should grow with the Zipf exponent (it falls at p_bursty = {p:g})")
+    for i, p in enumerate(ps):
+        for j, a in enumerate(zs):
+            if p >= 0.5 and 0.5 <= a <= 1.5 and np.isfinite(icl[i, j]) and np.isfinite(iwl[i, j]):
+                c_icl, c_iwl = icl_chance[i, j], iwl_chance[i, j]
+                if icl[i, j] < c_icl + ICL_MARGIN or iwl[i, j] < c_iwl + ICL_MARGIN:
+                    warnings.append(f"Chan et al. find both ICL and IWL with bursty data and a Zipf exponent near 1; "
+                                    f"at p_bursty = {p:g}, α = {a:g} ICL is {icl[i, j]:.2f} (chance {c_icl:.2f}) "
+                                    f"and IWL {iwl[i, j]:.2f} (chance {c_iwl:.3f})")
     text = ("; ".join(out) + ".") if out else "One cell only."
     return text + "".join(f" ⚠ Contradicts the expected finding: {w}." for w in warnings)
