@@ -62,6 +62,9 @@ TINY = {
     "label-semantics": {"models": [], "probe.shots": [1, 3], "probe.n_queries": 8, "train.steps": 20,
                         "train.eval_every": 10, "train.ckpt_every": 5, "train.warmup": 2, "train.batch_size": 16,
                         "model.d_model": 32},
+    "data-properties": {"train.steps": 6, "train.eval_every": 2, "train.ckpt_every": 2, "train.warmup": 0,
+                        "train.batch_size": 8, "world.n_classes": 512, "world.n_features": 32, "model.d_model": 16,
+                        "model.n_heads": 2, "probe.n_prompts": 8},
 }
 
 
@@ -81,7 +84,7 @@ PHASES: dict[str, tuple[object, str, Callable[..., bool]]] = {
     "report": (matplotlib.figure.Figure, "savefig", lambda *a, **k: True),
 }
 FAST = {"induction-heads": "training", "icg-generalization": "probing", "graph-tracing": "report",
-        "task-vectors": "checkpoint", "regression-icl": "probing"}
+        "task-vectors": "checkpoint", "regression-icl": "probing", "data-properties": "probing"}
 
 
 def _wrap(phase: str, on_call: Callable[[int], None]) -> None:

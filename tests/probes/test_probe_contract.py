@@ -28,6 +28,7 @@ from iclab.probes.graph_tracing import GraphWalks
 from iclab.probes.linear_probe import ProbeTargets
 from iclab.probes.task_vectors import PatchingPrompts, task_vectors
 from iclab.studies.label_semantics.trained import trained_prompts
+from iclab.worlds.bursty_classes import BurstyClasses
 from iclab.worlds.ginc import GINCWorld
 from iclab.worlds.graph import GraphWorld
 from iclab.worlds.icg import ICGWorld
@@ -67,6 +68,12 @@ def _ictr(family, text):
 def _ginc(family, text):
     world = GINCWorld(n_symbols=12, n_entities=3, n_properties=4, n_concepts=4, n_pretrain_concepts=2)
     probe = make_probe("ginc", shots=[0, 2], lengths=[3], n_prompts=6, batch_size=4)
+    return probe, tiny(family, world.vocab_size), probe.prompts(world, np.random.default_rng(0))
+
+
+def _classification(family, text):
+    world = BurstyClasses(n_classes=64, n_labels=8, n_holdout=4, exemplar_len=2, n_features=16)
+    probe = make_probe("classification", n_prompts=6, batch_size=4)
     return probe, tiny(family, world.vocab_size), probe.prompts(world, np.random.default_rng(0))
 
 
@@ -145,7 +152,8 @@ EXAMPLES: dict[str, Callable] = {"induction": _induction, "icl": _icl, "ablation
                                  "function_vectors": _function_vectors, "activation_patching": _activation_patching,
                                  "logit_lens": _logit_lens, "dla": _dla, "attention_patterns": _attention_patterns,
                                  "linear_probe": _linear_probe,
-                                 "label_scoring": _label_scoring}
+                                 "label_scoring": _label_scoring,
+                                 "classification": _classification}
 
 
 def test_every_registered_probe_has_an_example():

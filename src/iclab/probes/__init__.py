@@ -14,6 +14,7 @@ from iclab.probes.ablation import HeadAblation
 from iclab.probes.activation_patching import ActivationPatching
 from iclab.probes.attention_patterns import AttentionPatterns
 from iclab.probes.base import Probe
+from iclab.probes.classification import Classification
 from iclab.probes.decodability import TaskDecodability
 from iclab.probes.dla import DirectLogitAttribution
 from iclab.probes.function_vectors import FunctionVectors
@@ -33,6 +34,7 @@ _REGISTRY: dict[str, type[Probe]] = {p.name: p for p in [
     GINCAccuracy, FunctionVectors, ActivationPatching, LogitLens, DirectLogitAttribution, AttentionPatterns,
     LinearProbe,
     LabelScoring,
+    Classification,
 ]}
 
 

@@ -45,6 +45,9 @@ STUDIES: dict[str, StudyEntry] = {s.name: s for s in [
                "learning takes from the labels (Min et al. 2022; Wei et al. 2023)", "iclab.studies.label_semantics"),
     StudyEntry("demo-selection", "Demonstrations chosen at random, by embedding neighbours or BM25, and their order "
                "(Liu et al. 2022; Lu et al. 2022)", "iclab.studies.demo_selection"),
+    StudyEntry("data-properties", "Bursty training data gives in-context learning on unseen classes, non-bursty data "
+               "does not; Zipfian classes trade ICL for in-weights learning (Chan et al. 2022)",
+               "iclab.studies.data_properties"),
 ]}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from iclab.errors import UnknownNameError
 from iclab.worlds.base import TokenBatch, VectorBatch, World
+from iclab.worlds.bursty_classes import BurstyClasses
 from iclab.worlds.ginc import GINCWorld
 from iclab.worlds.graph import GraphWorld
 from iclab.worlds.graph_pretrain import RandomGraphWalks
@@ -16,7 +17,7 @@ from iclab.worlds.label_map import LabelMapWorld
 from iclab.worlds.regression import DecisionTree, LinearRegression, ReluNet, SparseLinearMixture, SparseLinearRegression
 
 _REGISTRY: dict[str, type[World]] = {w.name: w for w in [
-    RepeatedTokens, RandomTokens, ICGWorld, GraphWorld, RandomGraphWalks, GINCWorld,
+    RepeatedTokens, RandomTokens, ICGWorld, GraphWorld, RandomGraphWalks, GINCWorld, BurstyClasses,
     LinearRegression, SparseLinearRegression, SparseLinearMixture, DecisionTree, ReluNet, LabelMapWorld,
 ]}
 
@@ -41,5 +42,6 @@ def make_world(name: str, **params) -> World:
 
 __all__ = ["TokenBatch", "VectorBatch", "World", "make_world", "world_class", "world_names",
            "RepeatedTokens", "RandomTokens", "ICGWorld", "GraphWorld", "RandomGraphWalks", "GINCWorld",
+           "BurstyClasses",
            "LinearRegression", "SparseLinearRegression", "SparseLinearMixture", "DecisionTree", "ReluNet",
            "LabelMapWorld"]
