@@ -139,6 +139,18 @@ def demo_selection(rows: Rows) -> list[str]:
     return [f"mean accuracy at k = {k}: zero-shot {zero:.2f}", f"kNN selection against random: {knn - rand:+.2f}"]
 
 
+def data_properties(rows: Rows) -> list[str]:
+    """Each model's final accuracy on holdout classes with fresh labels (ICL), with its chance level."""
+    c = rows.where(probe="classification", label="fewshot-holdout")
+    out = []
+    for m in ("p_bursty=0.9", "p_bursty=0"):
+        last = c.where(model=m)
+        last = last.where(step=max(last.unique("step")))
+        out.append(f"{m.replace('=', ' = ')} the model ")  # the first sentence starts with 'With'
+        out.append(f"(holdout accuracy {last.value('accuracy'):.2f}, chance {last.value('chance'):.2f})")
+    return out
+
+
 @dataclass(frozen=True)
 class Case:
     overrides: dict
@@ -189,6 +201,11 @@ CASES = {
         {"models": [], "probe.shots": [1, 3], "probe.n_queries": 8, "train.steps": 100, "train.eval_every": 100,
          "train.ckpt_every": 100, "train.warmup": 5, "train.batch_size": 16, "model.d_model": 32},
         {"trained"}, label_semantics),
+    "data-properties": Case(
+        {"train.steps": 100, "train.eval_every": 100, "train.ckpt_every": 100, "train.warmup": 5,
+         "train.batch_size": 8, "world.n_classes": 512, "world.n_features": 32, "model.d_model": 16,
+         "model.n_heads": 2, "probe.n_prompts": 8},
+        {"p_bursty=0.9", "p_bursty=0"}, data_properties),
     "demo-selection": Case(
         {"data.tasks": ["sentiment"], "selection.shots": [1, 2], "selection.n_queries": 5, "selection.orders": 3,
          "selection.encoder": "lm", "selection.batch_size": 64},
