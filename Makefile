@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# exact pin first: it takes the CPU build from this machine's disk (a looser one pulls CUDA)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,bench,tensorboard,ray,embeddings]"
+	$(PY) -m pip install -q -e ".[dev,bench,tensorboard,wandb,ray,embeddings]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -146,3 +146,46 @@ def test_curves_after_a_resume_equal_an_uninterrupted_run(tmp_path):
     res = train(_model(), WORLD, cfg, data_seed=0, ckpt_dir=tmp_path / "b")
     assert res.rows.without_timing() == ref.rows.without_timing()
     assert len(res.rows.where(probe="log", metric="grad_norm")) == 5  # steps 5, 10, 15, 20, 24
+
+
+def _wandb_history(path) -> list[dict]:
+    """The history records of an offline W&B run file, read without wandb's own reader (0.31 has no
+    public one): a LevelDB-style log of 32 KiB blocks after a 7-byte header, each record a 7-byte
+    header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last) and a protobuf ``Record``."""
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, block = path.read_bytes(), 32768
+    assert data[:4] == b":W&B"
+    pos, buf, history = 7, b"", []
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if left < 7 or (length == 0 and kind == 0):  # the rest of a block is padding
+            pos += left
+            continue
+        buf += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            rec = pb.Record()
+            rec.ParseFromString(buf)
+            buf = b""
+            if rec.WhichOneof("record_type") == "history":
+                history.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item})
+    return history
+
+
+def test_wandb_offline_run_holds_the_curves(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")  # make test installs the extra; a plain install may not have it
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # the sink's default: offline
+    cfg = TrainConfig(steps=20, batch_size=4, lr=3e-3, warmup=2, eval_every=10, log_every=5)
+    res = train(_model(), WORLD, cfg, data_seed=0, log=LogConfig(wandb="iclab-test"), run_dir=tmp_path, label="L1")
+    (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    history = _wandb_history(run_file)
+    steps, loss = res.rows.where(probe="log", metric="loss").series("step")
+    assert [h["_step"] for h in history] == steps.tolist() == [5, 10, 15, 20]
+    np.testing.assert_allclose([h["train/loss"] for h in history], loss, rtol=1e-6)
+    assert {"train/lr", "train/grad_norm", "train/tokens_per_s"} <= set(history[0])
