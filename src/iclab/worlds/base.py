@@ -100,3 +100,15 @@ class World(BaseModel):
     def prompts(self, rng: np.random.Generator, n: int) -> TokenBatch | VectorBatch:
         """Draw ``n`` evaluation prompts with their truth in ``info``."""
         return self.sample(rng, n)
+
+
+class DerivedState:
+    """Mixin for a world that keeps derived arrays in private attributes (tables built once from
+    its parameters): equality and hashing by the parameters alone, since the arrays follow from
+    them and comparing them would compare arrays. Only for worlds whose fields are all hashable."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.model_dump() == other.model_dump()
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(self.model_dump().items())))

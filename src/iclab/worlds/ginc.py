@@ -81,7 +81,7 @@ from pydantic import Field, PrivateAttr
 from iclab.errors import InputError
 from iclab.limits import MAX_ITEMS, MAX_SEED, MAX_SEQ
 from iclab.worlds import ginc_oracle
-from iclab.worlds.base import TokenBatch, World
+from iclab.worlds.base import DerivedState, TokenBatch, World
 
 DELIMITER = 0  # token id of the delimiter, emitted by property 0
 CONCEPT_SETS = ("pretrain", "unseen", "all")
@@ -91,7 +91,7 @@ ConceptSet = Literal["pretrain", "unseen", "all"]
 Separator = Literal["delimiter", "none", "shuffled"]
 
 
-class GINCWorld(World):
+class GINCWorld(DerivedState, World):
     r"""A mixture of HMMs over (entity, property) states; see the module docstring for the definition.
 
     Parameters
@@ -224,13 +224,6 @@ class GINCWorld(World):
         B[self._table[e, p], e, p] += 1.0 - eps
         B[DELIMITER, :, 0] = 1.0
         return B
-
-    def __eq__(self, other: object) -> bool:
-        # derived state is a function of the parameters; comparing it would compare arrays
-        return type(other) is type(self) and self.model_dump() == other.model_dump()
-
-    def __hash__(self) -> int:
-        return hash((type(self), tuple(self.model_dump().items())))
 
     # ------------------------------------------------------------------ derived state
 

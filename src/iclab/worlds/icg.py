@@ -29,7 +29,7 @@ from pydantic import Field, PrivateAttr
 from iclab.errors import UnknownNameError
 from iclab.limits import MAX_ITEMS, MAX_SEED, MAX_SEQ
 from iclab.worlds import icg_oracle
-from iclab.worlds.base import TokenBatch, World
+from iclab.worlds.base import DerivedState, TokenBatch, World
 
 PAD, BOS, SEP, EOS = 0, 1, 2, 3
 N_SPECIAL = 4
@@ -44,7 +44,7 @@ MAX_TOPICS = 4096  # the oracle holds dense (topic, topic) matrices
 _GATHER_BUDGET = 1 << 21  # elements per chunk of the likelihood gather
 
 
-class ICGWorld(World):
+class ICGWorld(DerivedState, World):
     r"""Documents of paragraphs written from compositional topics, with repetition mode.
 
     Definition (spec ``icg.md``; Jiang et al., EMNLP 2024)::
@@ -222,13 +222,6 @@ class ICGWorld(World):
         self._narrative = T
         self._narr_next = nxt  # (seen, S) indices into `seen`
         self._narr_cdf = np.cumsum(w, axis=1)[:, :-1]
-
-    def __eq__(self, other: object) -> bool:
-        # derived state is a function of the parameters; comparing it would compare arrays
-        return type(other) is type(self) and self.model_dump() == other.model_dump()
-
-    def __hash__(self) -> int:
-        return hash((type(self), tuple(self.model_dump().items())))
 
     # ------------------------------------------------------------------ derived sizes and sets
 
