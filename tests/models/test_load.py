@@ -73,7 +73,7 @@ def test_device_map_auto_skips_the_one_device_memory_check(tiny_lms):
 def test_a_study_loads_its_pretrained_model_with_the_settings(word_lm_dir, tmp_path, monkeypatch):
     import sys
 
-    measure = sys.modules["iclab.studies.label_semantics.measure"]
+    measure = sys.modules["iclab.studies.labelled_data"]  # where both text studies load their models
     seen = []
 
     def spy(*args, **kwargs):

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,8 +14,12 @@ from pydantic import Field
 
 from iclab.config import Frozen
 from iclab.limits import MAX_LIST
+from iclab.models.build import n_params
+from iclab.models.load import LoadSettings, load_model
 from iclab.probes.label_scoring import LabelPrompts, encode_texts, label_token_ids
-from iclab.rows import Row
+from iclab.progress import progress_bar
+from iclab.rows import Row, Rows
+from iclab.runs.run import Run
 from iclab.tasks.labelled import LabelledSet, read_labelled, shipped_set
 
 ShippedSet = Literal["sentiment", "topic", "entailment"]
@@ -83,3 +89,24 @@ def prompt_counts(prompts: LabelPrompts, probe: str = "label_scoring") -> list[R
     """How many prompts each group's accuracy averages (for the error bars)."""
     return [Row(probe, "n_prompts", float((prompts.groups == g).sum()), label=str(g))
             for g in dict.fromkeys(prompts.groups.tolist())]
+
+
+def score_models(run: Run, names: list[str], sets: list[LabelledSet], settings: LoadSettings, title: str,
+                 score_set: Callable[..., Rows]) -> None:
+    """Load each model of ``names`` in turn (one in memory at a time), score every set with
+    ``score_set(model, tokenizer, labelled_set) -> Rows`` and save the rows tagged with the model,
+    and the ``models`` and ``sets`` arrays the reports read."""
+    rows, sizes = Rows(), []
+    with progress_bar() as bar:
+        task = bar.add_task(title, total=len(names) * len(sets), info="")
+        for name in names:
+            model, tokenizer = load_model(name, tokenizer="required", settings=settings)
+            sizes.append(n_params(model))
+            for s in sets:
+                rows += score_set(model, tokenizer, s).tagged(model=name)
+                bar.update(task, advance=1, info=f"{name}: {s.name}")
+            del model
+            gc.collect()
+    run.save_arrays("models", names=np.array(names), n_params=np.array(sizes, dtype=np.int64))
+    run.save_arrays("sets", names=np.array([s.name for s in sets]), n_classes=np.array([s.n_classes for s in sets]))
+    run.save_rows(rows)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 
-from iclab.models.build import n_params
 from iclab.models.embed import lm_embeddings, packaged_minilm, sentence_embeddings
-from iclab.models.load import load_model
 from iclab.probes.label_scoring import LabelScoring
-from iclab.progress import progress_bar
 from iclab.rows import Row, Rows
 from iclab.runs.run import Run
 from iclab.studies.demo_selection.config import DemoSelectionConfig
-from iclab.studies.demo_selection.select import REVERSED, ZERO_SHOT, Selector, group_label
-from iclab.studies.labelled_data import Case, encode_cases, prompt_counts
+from iclab.studies.demo_selection.select import (
+    REVERSED,
+    ZERO_SHOT,
+    Selector,
+    group_label,
+)
+from iclab.studies.labelled_data import Case, encode_cases, prompt_counts, score_models
 from iclab.tasks.labelled import LabelledSet
 
 
@@ -59,25 +59,16 @@ def measure(cfg: DemoSelectionConfig, run: Run, model_name: str | None = None) -
         path = sel.encoder_path or packaged_minilm()
         sentence = {s.name: sentence_embeddings(s.texts, path) for s in sets}
     probe = LabelScoring(batch_size=sel.batch_size)
-    rows, sizes = Rows(), []
-    with progress_bar() as bar:
-        task = bar.add_task("demo selection", total=len(names) * len(sets), info="")
-        for name in names:
-            model, tokenizer = load_model(name, tokenizer="required", settings=cfg.model)
-            sizes.append(n_params(model))
-            for s in sets:
-                emb = None
-                if "knn" in sel.methods:
-                    emb = sentence[s.name] if sentence is not None else \
-                        lm_embeddings(model, tokenizer, s.texts, sel.batch_size)
-                by_k, match = set_cases(s, emb, cfg)
-                rows += Rows(match).tagged(model=name)
-                for k, items in by_k.items():
-                    prompts = encode_cases(tokenizer, items, s.label_prefix)
-                    rows += Rows(probe(model, prompts).rows + prompt_counts(prompts)).tagged(pos=k, model=name)
-                bar.update(task, advance=1, info=f"{name}: {s.name}")
-            del model
-            gc.collect()
-    run.save_arrays("models", names=np.array(names), n_params=np.array(sizes, dtype=np.int64))
-    run.save_arrays("sets", names=np.array([s.name for s in sets]), n_classes=np.array([s.n_classes for s in sets]))
-    run.save_rows(rows)
+
+    def score_set(model, tokenizer, s: LabelledSet) -> Rows:
+        emb = None
+        if "knn" in sel.methods:
+            emb = sentence[s.name] if sentence is not None else lm_embeddings(model, tokenizer, s.texts, sel.batch_size)
+        by_k, match = set_cases(s, emb, cfg)
+        rows = Rows(match)
+        for k, items in by_k.items():
+            prompts = encode_cases(tokenizer, items, s.label_prefix)
+            rows += Rows(probe(model, prompts).rows + prompt_counts(prompts)).tagged(pos=k)
+        return rows
+
+    score_models(run, names, sets, cfg.model, "demo selection", score_set)

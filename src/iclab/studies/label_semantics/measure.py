@@ -3,20 +3,22 @@
 
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 
 from iclab.models.build import build_model, n_params
-from iclab.models.load import load_model, save_trained
+from iclab.models.load import save_trained
 from iclab.probes.label_scoring import LabelPrompts, LabelScoring
-from iclab.progress import progress_bar
 from iclab.rows import Rows
 from iclab.runs.run import Run
-from iclab.studies.label_semantics.conditions import cases, group_label, queries_of, zero_shot_cases
+from iclab.studies.label_semantics.conditions import (
+    cases,
+    group_label,
+    queries_of,
+    zero_shot_cases,
+)
 from iclab.studies.label_semantics.config import TRAINED, LabelSemanticsConfig
 from iclab.studies.label_semantics.trained import TASK, trained_prompts
-from iclab.studies.labelled_data import encode_cases, prompt_counts
+from iclab.studies.labelled_data import encode_cases, prompt_counts, score_models
 from iclab.tasks.labelled import LabelledSet, ood_sentences
 from iclab.train.loop import train
 
@@ -40,23 +42,15 @@ def measure(cfg: LabelSemanticsConfig, run: Run, model_name: str | None = None) 
     names = cfg.scored(model_name)
     if not names:
         return measure_trained(cfg, run)
-    sets = cfg.data.sets()
     probe = LabelScoring(batch_size=cfg.probe.batch_size)
-    rows, sizes = Rows(), []
-    with progress_bar() as bar:
-        task = bar.add_task("label semantics", total=len(names) * len(sets), info="")
-        for name in names:
-            model, tokenizer = load_model(name, tokenizer="required", settings=cfg.model)
-            sizes.append(n_params(model))
-            for s in sets:
-                for k, prompts in set_prompts(s, cfg, tokenizer).items():
-                    rows += Rows(probe(model, prompts).rows + prompt_counts(prompts)).tagged(pos=k, model=name)
-                bar.update(task, advance=1, info=f"{name}: {s.name}")
-            del model
-            gc.collect()
-    run.save_arrays("models", names=np.array(names), n_params=np.array(sizes, dtype=np.int64))
-    run.save_arrays("sets", names=np.array([s.name for s in sets]), n_classes=np.array([s.n_classes for s in sets]))
-    run.save_rows(rows)
+
+    def score_set(model, tokenizer, s: LabelledSet) -> Rows:
+        rows = Rows()
+        for k, prompts in set_prompts(s, cfg, tokenizer).items():
+            rows += Rows(probe(model, prompts).rows + prompt_counts(prompts)).tagged(pos=k)
+        return rows
+
+    score_models(run, names, cfg.data.sets(), cfg.model, "label semantics", score_set)
 
 
 def describe(rows: Rows) -> str:
