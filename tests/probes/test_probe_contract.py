@@ -162,6 +162,23 @@ def test_every_registered_probe_has_an_example():
     print(f"\n{len(probe_names())} registered probes: {', '.join(probe_names())}")
 
 
+@pytest.mark.parametrize("name", probe_names())
+def test_registry_name_is_the_class_name(name):
+    cls = probe_class(name)
+    assert cls.name == name
+    assert getattr(__import__("iclab.probes", fromlist=[cls.__name__]), cls.__name__) is cls
+
+
+def test_probes_are_imported_when_asked_for():
+    # a fresh interpreter: the induction study must not pay for scikit-learn (graph, td probes)
+    import subprocess
+    import sys
+    code = ("import sys, iclab.probes as p; p.probe_class('induction'); "
+            "print('sklearn' in sys.modules, 'iclab.probes.graph_tracing' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("name", probe_names())
 def test_probe_keeps_the_contract(name, family, char_tokenizer, bitwise_enc):
