@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
@@ -82,3 +83,55 @@ def test_pretrained_path_end_to_end(tmp_path):
     assert (run.path / "figures" / "conflict_days.png").is_file()
     assert json.loads((run.path / "report.json").read_text())["title"].endswith(str(path))
     check_report_rebuilds(run.path)
+
+
+def _arrays(energy_pca: list[list[float]], contexts: list[int]) -> dict[str, np.ndarray]:
+    return {"energy_pca": np.array(energy_pca, dtype=float), "context_lengths": np.array(contexts),
+            "layers": np.arange(len(energy_pca[0]))}
+
+
+def test_reorganisation_is_a_fall_of_the_stated_size_to_below_the_stated_level():
+    from iclab.studies.graph_tracing.report import reorganisation, reorganisation_text
+
+    nan = float("nan")
+    a = _arrays([[nan, nan], [0.9, 0.62], [0.8, 0.45], [0.85, 0.48]], [4, 16, 64, 256])
+    falls, stays = reorganisation(a, 1), reorganisation(a, 0)
+    assert (falls["c0"], falls["e0"], falls["c_low"], falls["e_low"], falls["e_last"]) == (16, 0.62, 64, 0.45, 0.48)
+    assert falls["reorganised"]  # 0.62 -> 0.45: a fall of 0.17 to below 0.5
+    assert not stays["reorganised"]  # 0.9 -> 0.8: falls 0.1 but stays above 0.5
+    assert "⚠" not in reorganisation_text(a, 1, 1) and "lowest 0.45 at context 64, 0.48 at the longest (256)" in \
+        reorganisation_text(a, 1, 1)
+    assert "⚠ Contradicts the expected finding" in reorganisation_text(a, 0, 0)
+    low_from_the_start = _arrays([[0.3], [0.25]], [8, 64])  # already low: no fall of 0.1
+    assert not reorganisation(low_from_the_start, 0)["reorganised"]
+    assert reorganisation(_arrays([[nan], [nan]], [8, 64]), 0) is None
+
+
+def test_sweep_text_counts_and_flags_trials():
+    from iclab.studies.graph_tracing.sweep import sweep_text
+
+    s = {"kind=grid": {"kind": "grid", "model": "m", "layer": 3, "e0": 0.67, "c0": 18, "e_low": 0.28, "c_low": 512,
+                       "reorganised": True},
+         "kind=ring": {"kind": "ring", "model": "m", "layer": 3, "e0": 0.27, "c0": 18, "e_low": 0.19, "c_low": 512,
+                       "reorganised": False}}
+    text = sweep_text(s)
+    assert text.startswith("1 of 2 trials reorganise") and text.count("⚠") == 2
+    assert "0.67 at context 18 → 0.28 at 512" in text
+    assert "⚠" not in sweep_text({"kind=grid": s["kind=grid"]})
+
+
+def test_finding1_preset_sweeps_a_pretrained_model_over_two_graphs(tmp_path):
+    from iclab.config import load_config
+    from iclab.sweep.runner import run_sweep
+
+    cfg = load_config(GraphTracingConfig, "graph-tracing", "finding1")
+    assert cfg.sweep == {"graph.kind": ["grid", "ring"]} and cfg.pretrained.figure_layer is None
+    path = tmp_path / "tiny-word-llama"
+    _save_tiny_word_model(path)
+    small = {"pretrained.walk_length": 40, "pretrained.n_walks": 2, "pretrained.batch_size": 2,
+             "probe.n_contexts": 5, "probe.window": 20, "probe.min_present": 0.25}
+    res = run_sweep("graph-tracing", "finding1", small, cfg.sweep, tmp_path / "runs", model=str(path))
+    report = json.loads((res.path / "report.json").read_text())
+    text = " ".join(s.get("text") or "" for s in report["sections"])
+    assert "of 2 trials reorganise" in text
+    assert (res.path / "figures" / "sweep_energy.png").is_file()

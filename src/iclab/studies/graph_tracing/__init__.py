@@ -18,14 +18,17 @@ same probe on walks of common single-token words, plus the semantic-conflict var
 components, and in which ones?).
 
 Files: ``config.py`` (what can be set), ``measure.py`` (pretraining and tracing, rows and
-arrays into the run), ``report.py`` (figures and prose from the stored run), ``figures.py``.
+arrays into the run), ``report.py`` (figures and prose from the stored run), ``figures.py``,
+``sweep.py`` (finding 1 over a sweep's trials, e.g. ``iclab sweep graph-tracing --preset finding1``).
 """
 
 from iclab.studies.graph_tracing.config import GraphTracingConfig, PretrainedSettings, ProbeSettings, footprint
 from iclab.studies.graph_tracing.measure import measure
 from iclab.studies.graph_tracing.report import report
+from iclab.studies.graph_tracing.sweep import sweep_report
 from iclab.studies.study import Study
 
-STUDY = Study("graph-tracing", config=GraphTracingConfig, measure=measure, report=report, footprint=footprint)
+STUDY = Study("graph-tracing", config=GraphTracingConfig, measure=measure, report=report, sweep_report=sweep_report,
+              footprint=footprint)
 
 __all__ = ["STUDY", "GraphTracingConfig", "PretrainedSettings", "ProbeSettings"]

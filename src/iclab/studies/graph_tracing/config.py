@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -86,6 +86,9 @@ class PretrainedSettings(Frozen):
         Written before each word: a walk is " apple bird car ...".
     conflict : list of {"days", "months"}, default ["days"]
         Semantic-conflict variants: those words on a scrambled ring.
+    figure_layer : int, optional
+        Layer of the PCA panels and the summary; default the layer with the lowest top-2-PC
+        energy at the longest context (``probe.figure_layer`` is the trained model's).
     """
 
     walk_length: int = Field(256, ge=2, le=MAX_SEQ)
@@ -94,6 +97,7 @@ class PretrainedSettings(Frozen):
     bos: bool = True
     prefix: str = " "
     conflict: list[Literal["days", "months"]] = Field(default_factory=lambda: ["days"], max_length=2)
+    figure_layer: int | None = Field(None, ge=0, le=MAX_LAYERS)
 
 
 class GraphTracingConfig(Frozen):
@@ -102,7 +106,8 @@ class GraphTracingConfig(Frozen):
     ``graph`` is the new labelled graph that is traced (its ``vocab`` must be the
     pretraining vocabulary; its ``walk_length`` is the longest context traced for a model
     trained here); ``pretrain``, ``model`` and ``train`` make the model trained here;
-    ``pretrained`` is used with ``--model`` instead.
+    ``pretrained`` is used with ``--model`` instead; ``sweep`` is the grid of ``iclab sweep``
+    (config key → values), as in the ``finding1`` preset.
 
     Every size is capped (prompts and walks at most 10^6, batches 65,536, sequence lengths
     2^20, layers 256; :mod:`iclab.limits`) and every float is finite, so a typo is refused
@@ -117,6 +122,7 @@ class GraphTracingConfig(Frozen):
     log: LogConfig = LogConfig()
     probe: ProbeSettings = ProbeSettings()
     pretrained: PretrainedSettings = PretrainedSettings()
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self):

@@ -4,6 +4,7 @@ against context length, the per-layer energy heat map, semantic-conflict panels.
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from iclab.figures import heatmap, plt
 
@@ -134,5 +135,28 @@ def training_curves(steps: np.ndarray, accuracy: dict[int, np.ndarray], energy_p
     ax.set(xlabel="training step", ylabel="accuracy / normalised energy", title="Graph tracing over pretraining",
            ylim=(0, 1.1))
     ax.legend(fontsize=7.5)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_curves(curves: dict[str, dict[str, np.ndarray]]):
+    """One line per sweep trial: the top-2-PC energy of its figure layer (left) and its
+    rule-following accuracy with stepping back excluded (right) against context length.
+    ``curves[trial]`` holds ``contexts``, ``energy_pca`` and ``accuracy_no_backtrack``, each (C,)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (name, c) in enumerate(curves.items()):
+        left.plot(c["contexts"], c["energy_pca"], "o-", ms=3, color=f"C{i}", label=name)
+        right.plot(c["contexts"], c["accuracy_no_backtrack"], "o-", ms=3, color=f"C{i}", label=name)
+    left.axhline(1.0, color="gray", lw=0.6, alpha=0.5)
+    longest = max(float(np.max(c["contexts"])) for c in curves.values())
+    for ax in (left, right):  # one x range, and no minor-tick labels crowding the log axis
+        ax.set_xscale("log")
+        ax.set_xlim(0.8, longest * 1.25)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    left.set( xlabel="context length (walk tokens)", ylabel="normalised energy, top-2 PCs",
+             title="Representations (1 = no graph structure)", ylim=(0, 1.2))
+    right.set(xlabel="context length (walk tokens)", ylabel="accuracy",
+              title="Rule following, stepping back excluded", ylim=(0, 1.05))
+    left.legend(fontsize=7.5)
     fig.tight_layout()
     return fig

@@ -98,7 +98,7 @@ def measure_pretrained(cfg: GraphTracingConfig, run: Run, model_name: str) -> No
     run.save_arrays("trace-words", **res.arrays, notes=np.array(notes, dtype=str),
                     bos=batch.tokens.shape[1] > settings.walk_length)
     rows = res.tagged(model=model_name, label=world.kind).rows
-    layer = int(res.arrays["layers"][pick_layer(res.arrays, cfg.probe.figure_layer)])
+    layer = int(res.arrays["layers"][pick_layer(res.arrays, settings.figure_layer)])
 
     for kind in settings.conflict:
         cworld = conflict_world(cfg, kind)

@@ -47,6 +47,43 @@ def energy_trend(a: dict[str, np.ndarray], li: int) -> str:
             f"{a['procrustes_r2'][first, li]:.2f} → {a['procrustes_r2'][last, li]:.2f}")
 
 
+# Finding 1 (Park et al.) is called when the top-2-PC energy of the figure layer falls at least
+# this much from the first context length with most nodes in the window to its lowest value
+# at a longer context, and that lowest value is below REORGANISED_BELOW.
+REORGANISE_DROP = 0.1
+REORGANISED_BELOW = 0.5
+
+
+def reorganisation(a: dict[str, np.ndarray], li: int) -> dict[str, float] | None:
+    """Top-2-PC energy of layer index ``li`` at the first measured context length and at the
+    context where it is lowest, and whether that is a reorganisation (None if never measured)."""
+    e = a["energy_pca"][:, li]
+    measured = np.nonzero(np.isfinite(e))[0]
+    if measured.size == 0:
+        return None
+    first = int(measured[0])
+    low = int(measured[np.argmin(e[measured])])
+    e0, e1 = float(e[first]), float(e[low])
+    return {"c0": int(a["context_lengths"][first]), "e0": e0, "c_low": int(a["context_lengths"][low]), "e_low": e1,
+            "e_last": float(e[measured[-1]]), "c_last": int(a["context_lengths"][measured[-1]]),
+            "reorganised": e0 - e1 >= REORGANISE_DROP and e1 < REORGANISED_BELOW}
+
+
+def reorganisation_text(a: dict[str, np.ndarray], li: int, layer: int) -> str:
+    """Finding 1 in this run's numbers, flagged when the representations do not reorganise."""
+    r = reorganisation(a, li)
+    if r is None:
+        return "No context length had enough nodes in its window to measure the representations' energy."
+    text = (f"Layer {layer}'s node representations: top-2-PC energy {r['e0']:.2f} at context {r['c0']} (the first "
+            f"with most nodes in the window), lowest {r['e_low']:.2f} at context {r['c_low']}"
+            + (f", {r['e_last']:.2f} at the longest ({r['c_last']})" if r["c_last"] != r["c_low"] else "") + ". ")
+    if r["reorganised"]:
+        return text + (f"They reorganise into the graph's shape as the context grows (a fall of at least "
+                       f"{REORGANISE_DROP:g} to below {REORGANISED_BELOW:g}), as Park et al. find.")
+    return text + (f"⚠ Contradicts the expected finding: the representations do not reorganise with context (the "
+                   f"criterion is a fall of at least {REORGANISE_DROP:g} to below {REORGANISED_BELOW:g}).")
+
+
 def transition_text(transitions: dict[str, int | None]) -> str:
     return "; ".join(f"{name} transition at context {t if t is not None else 'none (no rise of 0.2)'}"
                      for name, t in transitions.items())
@@ -148,8 +185,8 @@ def report_trained(cfg: GraphTracingConfig, run: Run) -> Report:
                f"{transition_text(transitions)}; {energy_trend(a, li)}. Park et al. (ICLR 2025) find that "
                "the representations reorganise into the graph's shape as the context grows, and that accuracy "
                "rises once the energy has fallen.")
-    return Report("In-context graph tracing: a model trained here", trained_findings(a, li) + "\n\n" + summary,
-                  sections)
+    return Report("In-context graph tracing: a model trained here",
+                  trained_findings(a, li) + " " + reorganisation_text(a, li, layer) + "\n\n" + summary, sections)
 
 
 def trained_findings(a: dict[str, np.ndarray], li: int) -> str:
@@ -179,7 +216,7 @@ def report_pretrained(cfg: GraphTracingConfig, run: Run, model_name: str) -> Rep
     world = word_world(cfg)
     a = run.load_arrays("trace-words")
     names, notes = world.node_words, a["notes"].tolist()
-    li = pick_layer(a, cfg.probe.figure_layer)
+    li = pick_layer(a, settings.figure_layer)
     layer = int(a["layers"][li])
     figures, transitions = trace_figures(run, a, world, names, li, "words", None, cfg.probe.panels)
     sections = [Section("Summary", f"Layer {layer} ({cfg.probe.site}); {settings.n_walks} walks of "
@@ -222,4 +259,5 @@ def report_pretrained(cfg: GraphTracingConfig, run: Run, model_name: str) -> Rep
                f"(chance {a['chance_no_backtrack'][-1]:.2f}); "
                f"layer {layer} energy {a['energy'][-1, li]:.2f} (full dimension), {a['energy_pca'][-1, li]:.2f} "
                f"(top-2 PCs); {transition_text(transitions)}; {energy_trend(a, li)}.")
-    return Report(f"In-context graph tracing: {model_name}", summary, sections)
+    return Report(f"In-context graph tracing: {model_name}", reorganisation_text(a, li, layer) + "\n\n" + summary,
+                  sections)
