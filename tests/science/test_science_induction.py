@@ -4,6 +4,11 @@ Margins fixed before looking at the final run: the 2-layer model's best inductio
 ≥ 0.5; its ICL score improves by ≥ 1 nat between the first probe and the end; the 1-layer
 model's best induction score ≤ 0.35 (it can learn in-context unigram statistics, not
 induction); ablating the 2-layer model's induction heads removes ≥ 50% of its ICL score.
+
+Measured 2026-12-06 on the 500-step preset (width 64, batch 64), seeds 0 / 1 / 2: the 2-layer
+model's best induction score 0.04 → 0.78 / 0.81 / 0.83, its ICL score 0.00 → −3.51 / −3.58 /
+−3.56 nats, ablation removes 100 / 99 / 100% of it; the 1-layer model ends at 0.25 / 0.34 /
+0.28 (seed 1 is 0.01 inside its margin). Margins unchanged from the 1000-step preset.
 """
 
 import pytest
