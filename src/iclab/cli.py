@@ -228,7 +228,8 @@ def runs_cmd(root: Path = typer.Option(Path("runs"), "--root", help="runs root d
 
 @app.command("probe")
 def probe_cmd(run_dir: Path = typer.Argument(..., help="a finished run directory"),
-              probe: str = typer.Argument(..., help="a probe with a recipe for the run's study"),
+              probe: str = typer.Argument(..., help="a probe with a recipe for the run's study, or induction, "
+                                                    "icl, attention_patterns, logit_lens on its LMs"),
               set_: Optional[list[str]] = typer.Option(None, "--set", "-s",
                                                        help="probe parameter, e.g. probe.batch_size=32"),
               steps: Optional[str] = typer.Option(None, "--steps", help="checkpoint steps, e.g. 0,100,200 "

@@ -20,7 +20,8 @@ from iclab.errors import ConfigError, IclabError
 from iclab.models.build import ModelSpec, build_model
 from iclab.runs.run import Run
 from iclab.studies import get_study
-from iclab.train.checkpoint import checkpoints, step_of
+from iclab.studies.history import _load_model
+from iclab.train.checkpoint import checkpoints, load_checkpoint, step_of
 from iclab.train.loop import train
 from iclab.worlds.induction import RepeatedTokens
 
@@ -95,8 +96,13 @@ def test_measuring_steps_again_replaces_their_rows_and_sql_sees_them(induction_r
     assert n_metrics == len(Run(induction_run.path).load_rows())
 
 
-def test_ictr_at_every_shot_over_an_icg_run(tmp_path):
-    run = iclab.run("icg-generalization", "cpu", overrides=ICG, out=tmp_path)
+@pytest.fixture(scope="module")
+def icg_run(tmp_path_factory):
+    return iclab.run("icg-generalization", "cpu", overrides=ICG, out=tmp_path_factory.mktemp("runs"))
+
+
+def test_ictr_at_every_shot_over_an_icg_run(icg_run):
+    run = icg_run
     rows = iclab.probe_checkpoints(run.path, "ictr")
     trained = _by_key(Run(run.path).load_rows().where(probe="ictr"))
     later = _by_key(rows)
@@ -105,6 +111,24 @@ def test_ictr_at_every_shot_over_an_icg_run(tmp_path):
     assert {k[3] for k in later if k[4] == 2} == {1, 2}  # the history has every shot at every step
     for key, value in trained.items():
         assert later[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+def test_generic_probes_over_a_study_without_their_recipe(icg_run):
+    # ICG has no recipe for induction scores or the logit lens: both run on repeated random
+    # tokens of the saved model's vocabulary, the same prompts at every step
+    from iclab.studies.history import GENERIC_HALF, GENERIC_PROMPTS, generic_recipe
+
+    induction = iclab.probe_checkpoints(icg_run.path, "induction", steps=[0, 4])
+    lens = iclab.probe_checkpoints(icg_run.path, "logit_lens", steps=[4])
+    assert set(induction.unique("step")) == {0, 4} and set(induction.unique("model")) == {"tiny"}
+    assert {r.metric for r in lens} >= {"lens_logprob", "lens_top1"}
+    cfg = get_study("icg-generalization").config_of(Run(icg_run.path))
+    model = _load_model(Run(icg_run.path), "tiny")
+    load_checkpoint(Run(icg_run.path).ckpt_dir("tiny") / "step-00000004", model)
+    probe, prompts = generic_recipe("induction", model.config.vocab_size, cfg.seed, {})
+    assert prompts.tokens.shape == (GENERIC_PROMPTS, 2 * GENERIC_HALF)
+    direct = _by_key(probe(model.eval(), prompts).tagged(step=4, model="tiny").rows)
+    assert _by_key(induction.where(step=4)) == pytest.approx(direct)
 
 
 def test_attention_patterns_of_the_last_checkpoint_are_the_saved_models(induction_run):
@@ -135,7 +159,9 @@ def test_ginc_over_the_transformer_and_lstm_checkpoints_of_a_bayesian_icl_run(tm
 
 def test_pairs_without_a_recipe_and_missing_steps_are_one_line_errors(induction_run):
     with pytest.raises(IclabError, match=r"probe 'ictr' has no prompts recipe for study induction-heads "
-                                         r"\(recipes: induction-heads: induction, icl, attention_patterns; icg-generalization: ictr"):
+                                         r"\(recipes: induction-heads: induction, icl, attention_patterns; icg-generalization: ictr"
+                                         r".*and on any causal LM trained here: induction, icl, attention_patterns, "
+                                         r"logit_lens\)"):
         iclab.probe_checkpoints(induction_run.path, "ictr")
     with pytest.raises(IclabError, match="unknown probe 'inductoin'"):
         iclab.probe_checkpoints(induction_run.path, "inductoin")

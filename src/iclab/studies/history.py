@@ -108,6 +108,30 @@ def _linear_probe(cfg, params):
     return _probe("linear_probe", defaults, params), probe_targets(cfg.world.build(), cfg)["x"]
 
 
+#: Probes measured on any causal LM trained here, where its study has no recipe: 64 prompts of
+#: 16 random tokens of the model's vocabulary written twice (the induction-heads prompts).
+GENERIC = ("induction", "icl", "attention_patterns", "logit_lens")
+GENERIC_PROMPTS, GENERIC_HALF = 64, 16
+
+
+def generic_recipe(probe: str, vocab: int, seed: int, params: dict[str, Any]) -> tuple[Probe, Any]:
+    """The probe and its prompts for a causal LM of ``vocab`` tokens, from its study's seed.
+    The logit lens reads the second half's next-to-last token, whose answer (the next token)
+    only the repeat gives away."""
+    from iclab.worlds.induction import repeated_prompts
+
+    prompts = repeated_prompts(np.random.default_rng([seed, 1]), GENERIC_PROMPTS, GENERIC_HALF, 0, vocab)
+    half = GENERIC_HALF
+    if probe == "icl":
+        return _probe("icl", {"early": half // 2, "late": half + half // 2}, params), prompts
+    if probe == "logit_lens":
+        from iclab.probes.contrast import contrast_prompts
+
+        tokens = torch.from_numpy(prompts.tokens)
+        return _probe("logit_lens", {}, params), contrast_prompts(tokens[:, :-1], answer=tokens[:, -1])
+    return _probe(probe, {}, params), prompts
+
+
 #: (study, probe) → recipe: what a probe measures on that study's checkpoints
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("induction-heads", "induction"): _induction,
@@ -121,15 +145,18 @@ RECIPES: dict[tuple[str, str], Recipe] = {
 }
 
 
-def recipe_for(study: str, probe: str) -> Recipe:
-    """The recipe of ``(study, probe)``; IclabError in one line when there is none."""
+def recipe_for(study: str, probe: str) -> Recipe | None:
+    """The recipe of ``(study, probe)``, None for a :data:`GENERIC` probe without one (its prompts
+    come from the model's vocabulary); IclabError in one line for any other pair."""
     if probe not in probe_names():
         probe_class(probe)  # the unknown-name error, listing the probes
-    try:
+    if (study, probe) in RECIPES:
         return RECIPES[study, probe]
-    except KeyError:
-        pairs = "; ".join(f"{s}: {', '.join(p for t, p in RECIPES if t == s)}" for s in dict.fromkeys(s for s, _ in RECIPES))
-        raise IclabError(f"probe {probe!r} has no prompts recipe for study {study} (recipes: {pairs})") from None
+    if probe in GENERIC:
+        return None
+    pairs = "; ".join(f"{s}: {', '.join(p for t, p in RECIPES if t == s)}" for s in dict.fromkeys(s for s, _ in RECIPES))
+    raise IclabError(f"probe {probe!r} has no prompts recipe for study {study} (recipes: {pairs}; and on any causal "
+                     f"LM trained here: {', '.join(GENERIC)})")
 
 
 def _load_model(run: Run, name: str):
@@ -163,7 +190,8 @@ def probe_checkpoints(run_dir: str | Path, probe: str, params: dict[str, Any] | 
     run_dir : path
         A run of a study that trains (not one measuring a ``--model``), finished.
     probe : str
-        A registered probe with a recipe for the run's study (:data:`RECIPES`).
+        A registered probe with a recipe for the run's study (:data:`RECIPES`), or one of
+        :data:`GENERIC` on a run whose models are causal LMs.
     params : dict, optional
         The probe's parameters over the recipe's defaults (those the study uses).
     steps : list of int, optional
@@ -184,7 +212,15 @@ def probe_checkpoints(run_dir: str | Path, probe: str, params: dict[str, Any] | 
         if name not in history:
             raise ConfigError(f"model {name!r} has no checkpoints in {run.path}; models: {', '.join(history)}")
     cfg = study.config_of(run)
-    probe_obj, prompts = recipe(cfg, dict(params or {}))
+    if recipe is not None:
+        probe_obj, prompts = recipe(cfg, dict(params or {}))
+    else:
+        first = _load_model(run, (models or list(history))[0])
+        vocab = getattr(getattr(first, "config", None), "vocab_size", None)
+        if vocab is None:
+            raise IclabError(f"probe {probe!r} measures a causal LM; the models of {run.path} are not (study "
+                             f"{study.name} has recipes for: {', '.join(p for s, p in RECIPES if s == study.name)})")
+        probe_obj, prompts = generic_recipe(probe, vocab, cfg.seed, dict(params or {}))
     out_path = run.path / "checkpoint-probes" / f"{probe}.parquet"
     previous = run.load_rows(out_path)
     rows = Rows()
