@@ -163,3 +163,48 @@ def test_the_axis_figure_has_a_panel_per_group_and_marks_the_paragraph():
     assert [t.get_text() for t in axes[0].get_xticklabels()] == ["4", "16", "105"]  # sorted, evenly spaced
     assert [line.get_xdata()[0] for line in axes[0].lines if line.get_linestyle() == ":"] == [0.5]
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- the sweep report on fabricated run directories
+
+
+def fabricated_trial(root, name, values, ictr_r):
+    """A finished trial of a W × H grid: config.yaml, run.json and ICTR rows at steps 0 and 600."""
+    from iclab.rows import Row
+    from iclab.runs.run import Run
+    from iclab.sweep.trials import TrialRecord
+
+    config = ("world: {arity: 4, n_subtopics: 3, paragraph_len: 12, n_paragraphs: 8, gamma: 0.3, r_repeat: 0.5}\n"
+              f"model: {{size: mini, window: {values['model.window']}, n_heads: {values['model.n_heads']}}}\n"
+              "probe: {shots: [1, 5], report_shot: 5}\n")
+    run = Run.create_at(root / name, "icg-generalization", config, {"status": "done"})
+    rows = []
+    for step, scale in ((0, 0.0), (600, 1.0)):
+        for s, v in (("R", ictr_r), ("C", ictr_r / 2), ("U", ictr_r / 2)):
+            for k in (1, 5):
+                x = scale * v * (0.5 if k == 1 else 1.0)
+                rows += [Row("ictr", m, val, pos=k, step=step, model="mini", label=s)
+                         for m, val in (("ictr", x), ("ictr_lo", x), ("ictr_hi", x),
+                                        ("bayes_ictr", 1.0 if s == "R" else 0.0))]
+    run.save_rows(rows)
+    return TrialRecord(name, values, str(run.path), status="done")
+
+
+def test_the_sweep_report_states_finding_3_and_draws_ictr_against_w_from_the_trials(tmp_path):
+    from iclab.studies.icg_generalization.sweep import sweep_report
+
+    trials = [fabricated_trial(tmp_path, f"window={w},n_heads={h}", {"model.window": w, "model.n_heads": h},
+                               0.02 if w < 13 else 0.9) for w in (4, 16, 105) for h in (1, 4)]
+    saved = []
+
+    def save_figure(fig, name):
+        saved.append(name)
+        plt.close(fig)
+        return f"figures/{name}.png"
+    sections = sweep_report(trials, save_figure)
+    assert [s.heading for s in sections] == ["ICTR over the grid", "ICTR against attention window W",
+                                             "ICTR against the number of shots"]  # one (M, r_R) cell: no heat map
+    text = sections[0].text
+    assert text.startswith("Finding 3 (reproduced") and FLAG not in text
+    assert "W = 4 < L + 1 = 13 gives R 0.02, C 0.01, U 0.01" in text
+    assert saved == ["sweep_ictr_by_window", "sweep_ictr_vs_k"]
