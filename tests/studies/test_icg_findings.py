@@ -109,6 +109,13 @@ def test_a_phase_that_goes_back_as_r_grows_is_flagged():
     assert FLAG + "the model goes back from generalise to underfit as r_R grows to 0.9" in only(points)
 
 
+def test_a_grid_without_the_underfit_phase_is_only_partly_reproduced():
+    points = [pt({"world.r_repeat": r}, R=0.9, U=U) for r, U in ((0.05, 0.0), (0.8, 0.9))]
+    text = only(points)
+    assert text.startswith("Finding 2 (partly reproduced")
+    assert FLAG + "no trial underfits: R topics are repeated already at the smallest r_R = 0.05" in text
+
+
 # ---------------------------------------------------------------- finding 4: γ
 
 

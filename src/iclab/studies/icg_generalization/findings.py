@@ -5,7 +5,8 @@ grid's axes decide which finding the sweep tests and so which statement is made:
 
 - ``world.r_repeat`` varies → finding 2: the phase at each r_R (underfit: ICTR_R < 0.5;
   overfit: R repeated, ICTR_U < 0.5; generalise: ICTR_U ≥ 0.5 too), that the phases come in
-  that order, and that a larger model generalises at a smaller r_R;
+  that order, that the grid shows all three (only "partly reproduced" when no trial underfits)
+  and that a larger model generalises at a smaller r_R;
 - ``model.n_heads`` varies, or ``model.window`` takes a value below a paragraph plus its
   separator (W < L + 1) → finding 3: ICTR at each W < L + 1 against the largest W (ICG
   present: ICTR_R ≥ 0.5), and the spread of ICTR over H at the largest W (at most 0.15:
@@ -137,9 +138,11 @@ def finding2(points: list[Point], axes: list[str]) -> str:
             flags.append(f"{label or 'the model'} never generalises (ICTR_U < {PRESENT}) up to r_R = "
                          f"{pts[-1].values['world.r_repeat']}")
     order = " " + _size_order(points, others, first_gen, flags) if "model.size" in axes else ""
-    verdict = "not reproduced" if flags else "reproduced"
+    missing = [f"no trial underfits: R topics are repeated already at the smallest r_R = "
+               f"{min(p.values['world.r_repeat'] for p in points)}"] if all(phase(p) != "underfit" for p in points) else []
+    verdict = "not reproduced" if flags else "partly reproduced" if missing else "reproduced"
     return (f"Finding 2 ({verdict}; phases over r_R, ICTR at the report shot): " + "; ".join(text) + "." + order
-            + "".join(f" {FLAG}{f}." for f in flags))
+            + "".join(f" {FLAG}{f}." for f in flags + missing))
 
 
 def _size_order(points: list[Point], others: list[str], first_gen: dict[str, Any], flags: list[str]) -> str:
