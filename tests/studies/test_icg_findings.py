@@ -46,10 +46,11 @@ def only(points):
 # ---------------------------------------------------------------- finding 3: window and heads
 
 
-def window_heads(small_w_r):
-    """W ∈ {4, 105} × H ∈ {1, 4}; ICTR_R at W = 4 is ``small_w_r``; H changes nothing."""
+def window_heads(small_w_r, small_w_u=0.0):
+    """W ∈ {4, 105} × H ∈ {1, 4}; ICTR_R and ICTR_U at W = 4 are ``small_w_r``, ``small_w_u``; H
+    changes nothing."""
     return [pt({"model.window": w, "model.n_heads": h}, R=r, U=u, C=u)
-            for w, r, u in ((4, small_w_r, 0.0), (105, 0.95, 0.6)) for h in (1, 4)]
+            for w, r, u in ((4, small_w_r, small_w_u), (105, 0.95, 0.6)) for h in (1, 4)]
 
 
 def test_a_window_below_the_paragraph_that_kills_ictr_reads_as_reproduced():
@@ -60,10 +61,18 @@ def test_a_window_below_the_paragraph_that_kills_ictr_reads_as_reproduced():
 
 
 def test_a_window_below_the_paragraph_that_still_repeats_is_flagged_with_its_reach():
-    text = only(window_heads(small_w_r=0.9))
+    text = only(window_heads(small_w_r=0.9, small_w_u=0.6))
     assert text.startswith("Finding 3 (not reproduced")
     assert FLAG in text and "W = 4 is shorter than a paragraph plus separator (13 tokens) yet repeats R topics" in text
     assert "its 2 layers see 6 tokens back" in text  # mini: 2 layers × (W − 1)
+
+
+def test_a_window_below_the_paragraph_that_keeps_r_but_loses_u_is_partly_reproduced():
+    points = window_heads(small_w_r=0.0)
+    points[0] = pt({"model.window": 4, "model.n_heads": 1}, R=0.7, U=0.02, C=0.02)
+    text = only(points)
+    assert text.startswith("Finding 3 (partly reproduced")
+    assert "yet repeats R topics (ICTR_R 0.70, only ICTR_U 0.02) at H = 1" in text
 
 
 def test_heads_that_matter_at_the_largest_window_are_flagged():
@@ -162,11 +171,11 @@ def test_the_axes_choose_the_finding():
 
 
 def test_the_axis_figure_has_a_panel_per_group_and_marks_the_paragraph():
-    panels = {f"n_heads = {h}": [(w, {"R": 0.9, "C": 0.5, "U": 0.4}, {"R": 1.0, "C": 0.0, "U": 0.0})
+    panels = {f"H = {h}": [(w, {"R": 0.9, "C": 0.5, "U": 0.4}, {"R": 1.0, "C": 0.0, "U": 0.0})
                                  for w in (105, 4, 16)] for h in (1, 4)}
     fig = ictr_against(panels, "attention window W", mark_below=13)
     axes = fig.get_axes()
-    assert [a.get_title() for a in axes] == ["n_heads = 1", "n_heads = 4"]
+    assert [a.get_title() for a in axes] == ["H = 1", "H = 4"]
     assert [t.get_text() for t in axes[0].get_xticklabels()] == ["4", "16", "105"]  # sorted, evenly spaced
     assert [line.get_xdata()[0] for line in axes[0].lines if line.get_linestyle() == ":"] == [0.5]
     plt.close(fig)

@@ -147,10 +147,10 @@ def ictr_against(panels: dict[str, list[tuple[Any, dict[str, float], dict[str, f
             first = next((i for i, p in enumerate(pts) if p[0] >= mark_below), None)
             if first:
                 ax.axvline(first - 0.5, color="gray", ls=":", lw=1)
-                ax.text(first - 0.45, 0.97, f"{axis} ≥ {mark_below:g}", fontsize=7, color="gray", va="top")
+                ax.text(first - 0.45, 0.03, f"≥ {mark_below:g}", fontsize=7, color="gray", va="bottom")
         ax.set_xticks(xs, [f"{p[0]:g}" for p in pts])
         ax.set(title=group, xlabel=axis, ylim=(-0.02, 1.02))
     axes[0][0].set_ylabel("ICTR (dashed: Bayes-optimal)")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig

@@ -12,7 +12,7 @@ import yaml
 from iclab.runs.report import Figure, Section, Table
 from iclab.runs.run import Run
 from iclab.studies.icg_generalization import figures as figs
-from iclab.studies.icg_generalization.findings import Point, findings_text, varied
+from iclab.studies.icg_generalization.findings import AXES, Point, findings_text, varied
 from iclab.studies.icg_generalization.report import at_stage, curves_by_k, first_and_last
 from iclab.worlds.icg import TOPIC_SETS
 
@@ -107,7 +107,7 @@ def _axis_section(points: list[Point], axes: list[str], axis: str, k: int,
     others = [a for a in axes if a != axis]
     panels: dict[str, list] = {}
     for p in points:
-        label = ", ".join(f"{a.split('.')[-1]} = {p.values.get(a)}" for a in others) or "all trials"
+        label = ", ".join(f"{AXES.get(a, a.split('.')[-1])} = {p.values.get(a)}" for a in others) or "all trials"
         panels.setdefault(label, []).append((p.values[axis], p.ictr, p.bayes))
     mark = points[0].paragraph_len + 1 if axis == "model.window" else None
     name = axis.split(".")[-1]
