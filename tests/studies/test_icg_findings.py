@@ -129,14 +129,24 @@ def test_a_grid_without_the_underfit_phase_is_only_partly_reproduced():
 
 
 def test_gamma_that_lowers_both_sets_alike_reads_as_reproduced_and_a_moving_gap_is_flagged():
-    alike = [pt({"world.gamma": g}, R=R, U=R - 0.3) for g, R in ((0.1, 0.95), (0.5, 0.8), (1.0, 0.4))]
+    alike = [pt({"world.gamma": g}, R=R, U=R - 0.3) for g, R in ((0.1, 0.95), (0.5, 0.8), (1.0, 0.6))]
     text = only(alike)
     assert text.startswith("Finding 4 (reproduced") and "the gap R − U spans 0.00" in text and FLAG not in text
     moving = [pt({"world.gamma": g}, R=R, U=U) for g, R, U in ((0.1, 0.95, 0.9), (0.5, 0.8, 0.4), (1.0, 0.6, 0.0))]
     text = only(moving)
+    assert text.startswith("Finding 4 (not reproduced")
     assert FLAG + "the gap between R and U moves with γ" in text and "spans 0.55" in text
     flat = [pt({"world.gamma": g}, R=0.9, U=0.5) for g in (0.1, 1.0)]
     assert FLAG + "γ hardly changes the difficulty" in only(flat)
+
+
+def test_gamma_at_which_nothing_is_repeated_is_left_out_of_the_gap_and_makes_it_partly_reproduced():
+    points = [pt({"world.gamma": g}, R=R, U=U) for g, R, U in ((0.1, 0.95, 0.6), (0.5, 0.9, 0.6), (1.0, 0.03, 0.03))]
+    text = only(points)
+    assert text.startswith("Finding 4 (partly reproduced")
+    assert "where R topics are repeated (γ = 0.1, 0.5) the gap R − U spans 0.05" in text
+    assert FLAG + "at γ = 1.0 the model no longer repeats R topics (ICTR_R 0.03) and the gap closes with it (+0.00)" \
+        in text
 
 
 # ---------------------------------------------------------------- finding 5: ICTR against k
