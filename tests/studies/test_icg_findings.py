@@ -169,8 +169,18 @@ def test_a_larger_model_that_ends_lower_or_a_flat_curve_is_flagged():
     points = [pt({"model.size": "tiny"}, R=0.9, U=0.6, size="tiny", by_k=curve((0.2, 0.75, 0.8))),
               pt({"model.size": "mini"}, R=0.5, U=0.3, by_k=curve((0.5, 0.5, 0.5)))]
     text = only(points)
+    assert text.startswith("Finding 5 (not reproduced")
     assert FLAG + "ICTR does not rise with k for size = mini" in text
     assert FLAG + "the larger size = mini against tiny ends lower (0.50 against 0.80)" in text
+
+
+def test_a_larger_window_that_ends_higher_but_later_is_partly_reproduced():
+    points = [pt({"model.window": 16}, R=0.9, U=0.5, by_k=curve((0.3, 0.62, 0.64))),
+              pt({"model.window": 105}, R=0.9, U=0.6, by_k=curve((0.25, 0.55, 0.76)))]
+    text = only(points)
+    assert text.startswith("Finding 5 (partly reproduced")
+    assert "Holds: the larger W = 105 against 16 ends no lower (0.76 against 0.64)." in text
+    assert FLAG + "the larger W = 105 against 16 needs more shots (7 against 3)" in text
 
 
 def test_the_axes_choose_the_finding():
