@@ -15,8 +15,10 @@ repeated topics r_R (``world.r_repeat``), γ (``world.gamma``), model size
 (``model.size``, a row of :data:`SIZES`), heads H (``model.n_heads``) and the attention
 window W (``model.window``: sliding-window attention, any length, shorter than a
 paragraph too). The preset's ``sweep:`` section is the default grid of ``iclab sweep``;
-:func:`~iclab.studies.icg_generalization.sweep.sweep_report` draws the sweep's figures (heat map over M × r_R with R/C/U
-cells per model, ICTR vs k, phase plot over r_R).
+:func:`~iclab.studies.icg_generalization.sweep.sweep_report` opens with what the sweep found for the seed's findings
+2–5, chosen by the grid's axes (:mod:`~iclab.studies.icg_generalization.findings`), and draws the sweep's figures
+(heat map over M × r_R with R/C/U cells per model, ICTR against W, γ or H, ICTR vs k, phase plot over r_R). The
+presets ``finding2`` … ``finding5`` are one such grid per finding, each under half an hour on one CPU thread.
 
 Choices stated here (the paper's generator and training recipe are not public): a
 malformed generation (a special token among its L tokens) counts as not repeating;
@@ -25,7 +27,8 @@ paragraphs of 12 tokens, 81 topics at both M = 2 and M = 4, γ = 0.3, p_rep = 0.
 that a 0.6M-parameter model learns it in a few minutes on 2 CPU cores.
 
 Files: ``config.py`` (model sizes, ICTR settings), ``measure.py`` (training and ICTR rows),
-``report.py`` (the run's report), ``sweep.py`` (the sweep's figures), ``figures.py``.
+``report.py`` (the run's report), ``sweep.py`` (the sweep's figures), ``findings.py`` (what a sweep found for
+findings 2–5), ``figures.py``.
 """
 
 from iclab.studies.icg_generalization.config import (SIZES, ICGGeneralizationConfig, ICGModel, ICTRSettings,

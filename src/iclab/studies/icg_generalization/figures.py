@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from iclab.figures import plt
@@ -120,5 +122,35 @@ def phase_plot(cells: list[tuple[str, int, float, dict[str, float]]]):
         ax.set(title=f"M = {M}", xlabel="r_R (share of repeated topics)", ylim=(-0.02, 1.02))
     axes[0][0].set_ylabel("ICTR")
     axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def ictr_against(panels: dict[str, list[tuple[Any, dict[str, float], dict[str, float]]]], axis: str,
+                 mark_below: float | None = None):
+    """ICTR of R, C and U (solid; dashed: Bayes-optimal) against one grid axis, one panel per group.
+
+    ``panels[group]`` holds (x, {set: ICTR}, {set: Bayes-optimal ICTR}) per trial; the x values
+    are spaced evenly (W from 4 to 105 stays readable). ``mark_below``: a dotted line just
+    before the first x at or above it (the window of a paragraph plus separator).
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.3), sharey=True, squeeze=False)
+    for ax, (group, pts) in zip(axes[0], panels.items()):
+        pts = sorted(pts, key=lambda p: p[0])
+        xs = np.arange(len(pts))
+        for s in SET_NAMES:
+            if any(s in p[1] for p in pts):
+                ax.plot(xs, [p[1].get(s, np.nan) for p in pts], "o-", ms=4, color=SET_COLORS[s], label=SET_NAMES[s])
+            if any(s in p[2] for p in pts):
+                ax.plot(xs, [p[2].get(s, np.nan) for p in pts], ls="--", lw=0.8, color=SET_COLORS[s])
+        if mark_below is not None:
+            first = next((i for i, p in enumerate(pts) if p[0] >= mark_below), None)
+            if first:
+                ax.axvline(first - 0.5, color="gray", ls=":", lw=1)
+                ax.text(first - 0.45, 0.03, f"≥ {mark_below:g}", fontsize=7, color="gray", va="bottom")
+        ax.set_xticks(xs, [f"{p[0]:g}" for p in pts])
+        ax.set(title=group, xlabel=axis, ylim=(-0.02, 1.02))
+    axes[0][0].set_ylabel("ICTR (dashed: Bayes-optimal)")
+    axes[0][-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig

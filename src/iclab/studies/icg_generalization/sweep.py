@@ -1,4 +1,5 @@
-"""The icg-generalization sweep report: ICTR heat maps over M × r_R, ICTR vs k, phases over r_R."""
+"""The icg-generalization sweep report: what the sweep found for findings 2–5, ICTR heat maps over
+M × r_R, ICTR against W, H or γ, ICTR vs k, phases over r_R."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import yaml
 from iclab.runs.report import Figure, Section, Table
 from iclab.runs.run import Run
 from iclab.studies.icg_generalization import figures as figs
+from iclab.studies.icg_generalization.findings import AXES, Point, findings_text, varied
 from iclab.studies.icg_generalization.report import at_stage, curves_by_k, first_and_last
 from iclab.worlds.icg import TOPIC_SETS
 
@@ -23,8 +25,14 @@ def _trial_summary(path: Path, values: dict[str, Any]) -> dict[str, Any] | None:
     if not final:
         return None
     world, model, probe = cfg.get("world", {}), cfg.get("model", {}), cfg.get("probe", {})
+    k = probe.get("report_shot", 5)
+    trained = at_stage(final, "trained")
+    point = Point(values=dict(values), size=model.get("size", "mini"), paragraph_len=world.get("paragraph_len", 24),
+                  ictr={r.label: r.value for r in trained.where(metric="ictr", pos=k)},
+                  bayes={r.label: r.value for r in trained.where(metric="bayes_ictr", pos=k)},
+                  by_k={s: [(int(a[0]), float(a[1])) for a in c] for s, c in curves_by_k(trained)["trained"].items()})
     return {"M": world.get("arity"), "r_R": world.get("r_repeat"), "gamma": world.get("gamma"),
-            "group": _group_label(model, values), "k": probe.get("report_shot", 5), "rows": final}
+            "group": _group_label(model, values), "k": k, "rows": final, "point": point}
 
 
 _CELL_KEYS = {"world.arity", "world.n_subtopics", "world.r_repeat", "model.size", "model.n_heads", "model.window"}
@@ -42,7 +50,9 @@ def _group_label(model: dict, values: dict[str, Any]) -> str:
 
 
 def sweep_report(trials: list, save_figure: Callable[[Any, str], str]) -> list[Section]:
-    """The sweep's figures: ICTR heat maps over M × r_R (R/C/U cells, one row per model),
+    """The sweep's sections: the table of ICTR with what the sweep found for findings 2–5
+    (:mod:`~iclab.studies.icg_generalization.findings`), ICTR heat maps over M × r_R (R/C/U cells,
+    one row per model; when M or r_R varies), ICTR against W, H or γ (when one of them varies),
     ICTR vs k of every trial, and the phase plot over r_R."""
     summaries = {}
     for t in trials:
@@ -61,20 +71,49 @@ def sweep_report(trials: list, save_figure: Callable[[Any, str], str]) -> list[S
                     val(s, "ictr", "U"), val(s, "ictr", "R", "untrained"), val(s, "bayes_ictr", "R"),
                     val(s, "bayes_ictr", "C"), val(s, "bayes_ictr", "U")] for name, s in summaries.items()],
                   caption=f"ICTR at k = {k} shots at the end of training.")
+    points = [s["point"] for s in summaries.values()]
+    found = findings_text(points)
+    sections = [Section("ICTR over the grid", "\n\n".join(found), tables=[table])]
     cells = [(s["group"], s["M"], s["r_R"], {x: val(s, "ictr", x) for x in TOPIC_SETS}) for s in summaries.values()]
-    heat = save_figure(figs.sweep_heatmaps(cells), "sweep_heatmap")
+    if len({(c[1], c[2]) for c in cells}) > 1:
+        heat = save_figure(figs.sweep_heatmaps(cells), "sweep_heatmap")
+        sections.append(Section("Heat map over M × r_R", "Each cell holds ICTR at the end of training for R, C and "
+                                "U topics (left to right); one row of panels per model.",
+                                figures=[Figure(heat, f"ICTR (k = {k}) by composition arity M and share of "
+                                                "repeated topics r_R.")]))
+    axes = varied(points)
+    axis = next((a for a in ("model.window", "world.gamma", "model.n_heads") if a in axes), None)
+    if axis is not None:
+        sections.append(_axis_section(points, axes, axis, k, save_figure))
     curves = {name: curves_by_k(at_stage(s["rows"], "trained"))["trained"]
               for name, s in summaries.items()}
     by_k = save_figure(figs.sweep_ictr_vs_k(curves), "sweep_ictr_vs_k")
-    sections = [Section("ICTR over the grid", tables=[table]),
-                Section("Heat map over M × r_R", "Each cell holds ICTR at the end of training for R, C and U "
-                        "topics (left to right); one row of panels per model.",
-                        figures=[Figure(heat, f"ICTR (k = {k}) by composition arity M and share of repeated "
-                                        "topics r_R.")]),
-                Section("ICTR against the number of shots", figures=[Figure(by_k, "ICTR_X(k) of every trial.")])]
+    sections.append(Section("ICTR against the number of shots", figures=[Figure(by_k, "ICTR_X(k) of every trial.")]))
     if len({c[2] for c in cells}) > 1:
         phase = save_figure(figs.phase_plot(cells), "sweep_phase")
         sections.append(Section("Phases over r_R", "Underfit (nothing repeated) → overfit (only R repeated) → "
                                 "generalize (U repeated too), as r_R grows.",
                                 figures=[Figure(phase, f"ICTR (k = {k}) against r_R, one panel per M.")]))
     return sections
+
+
+_AXIS_NAMES = {"model.window": "attention window W", "world.gamma": "topic uncertainty γ",
+               "model.n_heads": "heads H"}
+
+
+def _axis_section(points: list[Point], axes: list[str], axis: str, k: int,
+                  save_figure: Callable[[Any, str], str]) -> Section:
+    """ICTR of R, C, U against ``axis``, one panel per value of the other varied axes."""
+    others = [a for a in axes if a != axis]
+    panels: dict[str, list] = {}
+    for p in points:
+        label = ", ".join(f"{AXES.get(a, a.split('.')[-1])} = {p.values.get(a)}" for a in others) or "all trials"
+        panels.setdefault(label, []).append((p.values[axis], p.ictr, p.bayes))
+    mark = points[0].paragraph_len + 1 if axis == "model.window" else None
+    name = axis.split(".")[-1]
+    path = save_figure(figs.ictr_against(panels, _AXIS_NAMES[axis], mark), f"sweep_ictr_by_{name}")
+    text = (f"The dotted line is a paragraph plus its separator ({mark} tokens): windows left of it are shorter."
+            if mark else "")
+    return Section(f"ICTR against {_AXIS_NAMES[axis]}", text,
+                   figures=[Figure(path, f"ICTR (k = {k}) of R, C and U topics against the {_AXIS_NAMES[axis]}; "
+                                         "one panel per value of the sweep's other axes.")])
