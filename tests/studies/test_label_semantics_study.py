@@ -207,3 +207,16 @@ def test_a_sweep_over_models_draws_the_scale_curve(two_models, tmp_path):
     (sweep_dir,) = (tmp_path / "label-semantics").iterdir()
     assert (sweep_dir / "figures" / "scale_curve.png").is_file()
     assert "Accuracy by model" in (sweep_dir / "report.html").read_text()
+
+
+def test_every_label_is_checked_before_any_set_is_scored(word_lm_dir, tmp_path, monkeypatch):
+    # an unrelated label of two words fails for the last set, before the first is scored
+    from iclab.probes.label_scoring import LabelScoring
+
+    def never(*args, **kwargs):
+        raise AssertionError("a set was scored before every label was checked")
+
+    monkeypatch.setattr(LabelScoring, "__call__", never)
+    overrides = {**FAST, "probe.unrelated_labels": ["foo", "bar", "baz", "qux quux"]}
+    with pytest.raises(InputError, match="label 'qux quux' is not one token"):
+        iclab.run("label-semantics", "cpu", overrides=overrides, model=str(word_lm_dir), out=tmp_path)

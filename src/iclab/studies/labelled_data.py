@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -92,15 +92,24 @@ def prompt_counts(prompts: LabelPrompts, probe: str = "label_scoring") -> list[R
 
 
 def score_models(run: Run, names: list[str], sets: list[LabelledSet], settings: LoadSettings, title: str,
-                 score_set: Callable[..., Rows]) -> None:
+                 score_set: Callable[..., Rows], extra_labels: Callable[[LabelledSet], Sequence[str]] | None = None
+                 ) -> None:
     """Load each model of ``names`` in turn (one in memory at a time), score every set with
     ``score_set(model, tokenizer, labelled_set) -> Rows`` and save the rows tagged with the model,
-    and the ``models`` and ``sets`` arrays the reports read."""
+    and the ``models`` and ``sets`` arrays the reports read.
+
+    Before a model scores anything, every label its prompts can use (each set's label names and
+    ``extra_labels(set)``) is checked to be one token under its tokenizer, so a label that is not
+    is refused in a second, not after the sets before it have been scored."""
     rows, sizes = Rows(), []
     with progress_bar() as bar:
         task = bar.add_task(title, total=len(names) * len(sets), info="")
         for name in names:
             model, tokenizer = load_model(name, tokenizer="required", settings=settings)
+            for s in sets:
+                label_token_ids(tokenizer, s.label_names, s.label_prefix)
+                if extra_labels is not None:
+                    label_token_ids(tokenizer, list(extra_labels(s)), s.label_prefix)
             sizes.append(n_params(model))
             for s in sets:
                 rows += score_set(model, tokenizer, s).tagged(model=name)

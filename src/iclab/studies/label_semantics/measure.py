@@ -50,7 +50,8 @@ def measure(cfg: LabelSemanticsConfig, run: Run, model_name: str | None = None) 
             rows += Rows(probe(model, prompts).rows + prompt_counts(prompts)).tagged(pos=k)
         return rows
 
-    score_models(run, names, cfg.data.sets(), cfg.model, "label semantics", score_set)
+    unrelated = (lambda s: cfg.probe.unrelated_labels[:s.n_classes]) if "unrelated" in cfg.probe.conditions else None
+    score_models(run, names, cfg.data.sets(), cfg.model, "label semantics", score_set, extra_labels=unrelated)
 
 
 def describe(rows: Rows) -> str:
