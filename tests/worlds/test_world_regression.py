@@ -84,7 +84,7 @@ def test_worlds_are_frozen():
 
 
 def test_orthogonal_bases_are_disjoint_blocks_of_four():
-    for variant, (n_bases, dim) in {"orthogonal-4x16": (4, 16), "orthogonal-6x24": (6, 24)}.items():
+    for variant, (n_bases, dim) in {"orthogonal-4x16": (4, 16), "orthogonal-6x24": (6, 24), "orthogonal-3x12": (3, 12)}.items():
         s = mixture_supports(variant)
         assert s.shape == (n_bases, dim)
         assert (s.sum(axis=1) == 4).all()
@@ -106,7 +106,7 @@ def test_overlapping_bases_are_cyclic_windows():
     assert np.linalg.matrix_rank(s.astype(float)) > 4  # genuinely different subspaces
 
 
-@pytest.mark.parametrize("variant", ["orthogonal-4x16", "orthogonal-6x24", "overlapping-8x16"])
+@pytest.mark.parametrize("variant", ["orthogonal-4x16", "orthogonal-6x24", "orthogonal-3x12", "overlapping-8x16"])
 def test_mixture_w_is_zero_outside_its_basis(variant):
     world = SparseLinearMixture(bases=variant)
     b = world.sample(np.random.default_rng(1), 400)

@@ -344,6 +344,7 @@ class SparseLinearRegression(RegressionWorld):
 MIXTURE_VARIANTS: dict[str, tuple[int, int, int, int]] = {
     "orthogonal-4x16": (4, 16, 4, 4),
     "orthogonal-6x24": (6, 24, 4, 4),
+    "orthogonal-3x12": (3, 12, 4, 4),
     "overlapping-8x16": (8, 16, 4, 2),
 }
 
@@ -380,9 +381,10 @@ class SparseLinearMixture(RegressionWorld):
 
     Parameters
     ----------
-    bases : {"orthogonal-4x16", "orthogonal-6x24", "overlapping-8x16"}, default "orthogonal-4x16"
+    bases : {"orthogonal-4x16", "orthogonal-6x24", "orthogonal-3x12", "overlapping-8x16"}, default "orthogonal-4x16"
         The set of supports (see :func:`mixture_supports`): 4 disjoint rank-4 blocks over
-        D = 16, 6 over D = 24, or 8 overlapping cyclic windows over D = 16.
+        D = 16, 6 over D = 24, 3 over D = 12 (a smaller world for cpu runs), or 8 overlapping
+        cyclic windows over D = 16.
     points : int, default 20
         K, the examples per prompt.
     noise_std : float, default 0.1
@@ -405,7 +407,7 @@ class SparseLinearMixture(RegressionWorld):
 
     name: ClassVar[str] = "sparse-linear-mixture"
 
-    bases: Literal["orthogonal-4x16", "orthogonal-6x24", "overlapping-8x16"] = "orthogonal-4x16"
+    bases: Literal["orthogonal-4x16", "orthogonal-6x24", "orthogonal-3x12", "overlapping-8x16"] = "orthogonal-4x16"
     points: int = Field(20, ge=1, le=MAX_SEQ)
     noise_std: float = Field(0.1, ge=0.0)
     active_rank: int | tuple[int, ...] | None = None
