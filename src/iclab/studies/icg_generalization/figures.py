@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from iclab.figures import plt
+from iclab.figures import plt, short_name
 
 SET_NAMES = {"R": "R (repeated)", "C": "C (non-repeated)", "U": "U (unseen)"}
 SET_COLORS = {"R": "#1f77b4", "C": "#ff7f0e", "U": "#2ca02c"}
@@ -29,7 +29,7 @@ def ictr_vs_k(curves: dict[str, dict[str, np.ndarray]]):
                 continue
             a = c[s]
             style = _STYLE.get(model, dict(ls="-", marker="o"))
-            line, = ax.plot(a[:, 0], a[:, 1], ms=4, label=model, **style)
+            line, = ax.plot(a[:, 0], a[:, 1], ms=4, label=short_name(model), **style)
             if model != "Bayes-optimal":
                 ax.fill_between(a[:, 0], a[:, 2], a[:, 3], color=line.get_color(), alpha=0.15, lw=0)
         ax.set(title=SET_NAMES[s], xlabel="shots k", ylim=(-0.02, 1.02))
