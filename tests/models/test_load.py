@@ -87,3 +87,16 @@ def test_a_study_loads_its_pretrained_model_with_the_settings(word_lm_dir, tmp_p
     run = iclab.run("label-semantics", overrides=over, model=str(word_lm_dir), out=tmp_path)
     assert run.meta["status"] == "done"
     assert seen == [("auto", torch.bfloat16)]
+
+
+def test_the_weights_estimate_is_at_the_dtype_they_are_loaded_in(tiny_lms, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    half = tmp_path / "fp16"
+    AutoModelForCausalLM.from_pretrained(str(tiny_lms["gpt2"].path)).to(torch.float16).save_pretrained(half)
+    n = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(str(half)).parameters())
+    on_disk = sum(p.stat().st_size for p in half.glob("*.safetensors"))
+    as_float32 = pretrained_footprint(str(half), "cpu", LoadSettings()).total  # "auto": float32 on the CPU
+    as_float16 = pretrained_footprint(str(half), "cpu", LoadSettings(dtype="float16")).total
+    assert as_float16 <= on_disk < as_float32
+    assert as_float32 == 2 * as_float16 >= 4 * n  # tied or buffered tensors may add to the parameters

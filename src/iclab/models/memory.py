@@ -23,6 +23,8 @@ the memory available on this machine, or with the GPU's when the run trains on C
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -103,15 +105,51 @@ def training_footprint(spec, vocab: int, seq_len: int, batch_size: int, *, probe
                      device, knobs)
 
 
+_FLOATS = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}  # loaded at the model's dtype
+_STORED = {"I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}  # kept as stored
+
+
+def _safetensors_elements(path: Path) -> dict[str, int] | None:
+    """Elements per stored dtype of a ``.safetensors`` file, from its JSON header (None if the
+    header cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n))
+    except (OSError, ValueError):
+        return None
+    out: dict[str, int] = {}
+    for name, t in header.items():
+        if name != "__metadata__":
+            out[t["dtype"]] = out.get(t["dtype"], 0) + math.prod(t["shape"])
+    return out
+
+
 def pretrained_footprint(name_or_path: str, device: str = "cpu", settings=None) -> Footprint | None:
-    """The weights of a saved model, from the size of its weight files (None for a Hub name, and
+    """The weights of a saved model as loaded: each floating tensor at the dtype it is loaded in
+    (``settings.torch_dtype(device)``; float32 on the CPU without settings), read from the
+    ``.safetensors`` headers; other weight files count at their size. None for a Hub name, and
     for ``settings.device_map = "auto"``: accelerate spreads the model over every GPU, the CPU
-    and disk, so no one device's memory bounds it)."""
+    and disk, so no one device's memory bounds it."""
     path = Path(name_or_path).expanduser()
     if getattr(settings, "device_map", None) is not None or not path.is_dir():
         return None
     files = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".pt", ".pth")]
-    return Footprint({"weights": sum(p.stat().st_size for p in files)}, device) if files else None
+    if not files:
+        return None
+    loaded = 4
+    if settings is not None:
+        import torch
+
+        loaded = torch.finfo(settings.torch_dtype(device)).bits // 8
+    total = 0
+    for p in files:
+        elements = _safetensors_elements(p) if p.suffix == ".safetensors" else None
+        if elements is None:
+            total += p.stat().st_size
+        else:
+            total += sum(n * (loaded if dt in _FLOATS else _STORED.get(dt, 8)) for dt, n in elements.items())
+    return Footprint({"weights": total}, device)
 
 
 def machine_memory(device: str) -> tuple[int, str] | None:
