@@ -1,6 +1,9 @@
-"""Pieces every study's report shares: the training curves section."""
+"""Pieces every study's report shares: the training curves section, a sweep's trial summaries."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from iclab.figures import training_curves
 from iclab.rows import Rows
@@ -28,3 +31,9 @@ def training_section(run: Run, rows: Rows) -> Section | None:
     fig = run.save_figure(training_curves(curves), "training_curves")
     return Section("Training", text, figures=[Figure(fig, "Training loss (mean over each logging interval), "
                                                           "learning rate and gradient norm against the step.")])
+
+
+def trial_summaries(trials: list, summarise: Callable[[Any], dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
+    """``{trial name: summarise(trial)}`` over a sweep's trials, leaving out those it gives None
+    (a trial that has not finished measuring)."""
+    return {t.name: s for t in trials if (s := summarise(t)) is not None}

@@ -11,6 +11,7 @@ import yaml
 
 from iclab.runs.report import Figure, Section, Table
 from iclab.runs.run import Run
+from iclab.studies.common import trial_summaries
 from iclab.studies.data_properties import figures as figs
 from iclab.studies.data_properties.config import model_label
 from iclab.studies.data_properties.report import ICL, ICL_MARGIN, IWL, Results
@@ -33,11 +34,7 @@ def _trial_summary(path: Path) -> dict[str, Any] | None:
 def sweep_report(trials: list, save_figure: Callable[[Any, str], str]) -> list[Section]:
     """The sweep's figures: final ICL and IWL accuracy of each trial's main model on a grid of
     p_bursty × Zipf exponent, with the trend of each along its axis."""
-    summaries = {}
-    for t in trials:
-        s = _trial_summary(Path(t.path))
-        if s is not None:
-            summaries[t.name] = s
+    summaries = trial_summaries(trials, lambda t: _trial_summary(Path(t.path)))
     if not summaries:
         return []
     ps = sorted({s["p"] for s in summaries.values()})

@@ -13,6 +13,7 @@ from iclab.config import validate
 from iclab.probes.graph_tracing import pick_layer
 from iclab.runs.report import Figure, Section, Table
 from iclab.runs.run import Run
+from iclab.studies.common import trial_summaries
 from iclab.studies.graph_tracing import figures as figs
 from iclab.studies.graph_tracing.config import GraphTracingConfig
 from iclab.studies.graph_tracing.report import REORGANISE_DROP, REORGANISED_BELOW, reorganisation
@@ -57,11 +58,7 @@ def sweep_text(summaries: dict[str, dict[str, Any]]) -> str:
 def sweep_report(trials: list, save_figure: Callable[[Any, str], str]) -> list[Section]:
     """The sweep's figure (every trial's top-2-PC energy and accuracy against context length),
     a table of the reorganisation numbers, and what the sweep found."""
-    summaries = {}
-    for t in trials:
-        s = _trial_summary(Path(t.path))
-        if s is not None:
-            summaries[t.name] = s
+    summaries = trial_summaries(trials, lambda t: _trial_summary(Path(t.path)))
     if not summaries:
         return []
     table = Table(["trial", "graph", "model", "layer", "first context", "energy there", "lowest at", "lowest energy",

@@ -11,6 +11,7 @@ import yaml
 
 from iclab.runs.report import Figure, Section, Table
 from iclab.runs.run import Run
+from iclab.studies.common import trial_summaries
 from iclab.studies.icg_generalization import figures as figs
 from iclab.studies.icg_generalization.findings import AXES, Point, findings_text, varied
 from iclab.studies.icg_generalization.report import at_stage, curves_by_k, first_and_last
@@ -54,11 +55,7 @@ def sweep_report(trials: list, save_figure: Callable[[Any, str], str]) -> list[S
     (:mod:`~iclab.studies.icg_generalization.findings`), ICTR heat maps over M × r_R (R/C/U cells,
     one row per model; when M or r_R varies), ICTR against W, H or γ (when one of them varies),
     ICTR vs k of every trial, and the phase plot over r_R."""
-    summaries = {}
-    for t in trials:
-        s = _trial_summary(Path(t.path), t.values)
-        if s is not None:
-            summaries[t.name] = s
+    summaries = trial_summaries(trials, lambda t: _trial_summary(Path(t.path), t.values))
     if not summaries:
         return []
     k = next(iter(summaries.values()))["k"]
