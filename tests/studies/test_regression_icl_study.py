@@ -83,7 +83,10 @@ def test_a_saved_model_is_evaluated_without_training(tmp_path):
     assert [r.value for r in a] == [r.value for r in b]  # same model, same prompts: the same errors
     assert not again.load_rows().where(probe="train") and f"transformer loaded from {model_dir}" in (
         again.path / "report.html").read_text()
-    weights = (first.path / "models" / "transformer" / "model.safetensors").stat().st_size
+    from safetensors.torch import load_file
+
+    tensors = load_file(first.path / "models" / "transformer" / "model.safetensors")
+    weights = sum(t.numel() * t.element_size() for t in tensors.values())  # float32 as saved and as loaded
     assert footprint(RegressionICLConfig(), model_dir).total == weights  # a saved model: its weights
     with pytest.raises(ModelLoadError, match="VectorModel"):  # refused before a run directory is made
         iclab.run("regression-icl", preset="cpu", overrides=TINY, model=str(tmp_path), out=tmp_path / "c")
