@@ -1,6 +1,7 @@
 """Write the table of science checks × seeds from the JUnit files of ``make seeds``.
 
-Usage: ``python scripts/seeds_table.py seeds/`` (reads ``seeds/seed-<n>.xml``), prints Markdown.
+Usage: ``python scripts/seeds_table.py seeds/`` (reads ``seeds/seed-<n>.xml`` and ``seeds/seed-<n>-long.xml``),
+prints Markdown.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ def main(folder: str) -> None:
     seeds = []
     for path in sorted(Path(folder).glob("seed-*.xml")):
         seed = int(path.stem.split("-")[1])
-        seeds.append(seed)
+        if seed not in seeds:  # seed-<n>.xml and seed-<n>-long.xml fill one column
+            seeds.append(seed)
         for case in ET.parse(path).getroot().iter("testcase"):
             name = f"{Path(case.get('classname', '').replace('.', '/')).name}::{case.get('name')}"
             outcome = "fail" if case.find("failure") is not None or case.find("error") is not None else \
                 "skipped" if case.find("skipped") is not None else "pass"
             results.setdefault(name, {})[seed] = f"{outcome} ({float(case.get('time', 0)):.0f} s)"
+    seeds.sort()
     print("| science check | " + " | ".join(f"seed {s}" for s in seeds) + " |")
     print("|---|" + "---|" * len(seeds))
     for name, by_seed in sorted(results.items()):
