@@ -6,6 +6,9 @@ prints Markdown.
 
 from __future__ import annotations
 
+import datetime
+import os
+import platform
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -24,6 +27,12 @@ def main(folder: str) -> None:
                 "skipped" if case.find("skipped") is not None else "pass"
             results.setdefault(name, {})[seed] = f"{outcome} ({float(case.get('time', 0)):.0f} s)"
     seeds.sort()
+    long_run = any(Path(folder).glob("seed-*-long.xml"))
+    print("# Science checks at every seed\n")
+    print(f"Written by `scripts/seeds_table.py` (`make seeds`) on {datetime.date.today().isoformat()} ({platform.machine()}, "
+          f"{os.cpu_count()} CPUs, one thread a check): each check's outcome and seconds (JUnit time) at "
+          "each seed." + ("" if long_run else " The checks too long for CI (task-vectors) are not in it: "
+                          "`make seeds-long` adds them.") + "\n")
     print("| science check | " + " | ".join(f"seed {s}" for s in seeds) + " |")
     print("|---|" + "---|" * len(seeds))
     for name, by_seed in sorted(results.items()):
