@@ -41,3 +41,32 @@ def test_sweep_draws_the_heat_maps(tmp_path):
     assert (res.path / "figures" / "sweep_heatmap.png").is_file()
     text = json.dumps(json.loads((res.path / "report.json").read_text()), ensure_ascii=False)
     assert "ICL and IWL over the grid" in text and "α = 1: ICL" in text
+
+
+def _classification_rows(model: str, icl: dict[int, float], iwl: dict[int, float]):
+    from iclab.rows import Row, Rows
+
+    out = Rows()
+    for label, curve, chance in (("fewshot-holdout", icl, 0.5), ("no-support", iwl, 0.031)):
+        for step, v in curve.items():
+            out += [Row("classification", "accuracy", v, step=step, model=model, label=label),
+                    Row("classification", "chance", chance, step=step, model=model, label=label)]
+    return out
+
+
+def test_the_finding_says_transient_icl_in_words_and_does_not_flag_it():
+    from iclab.config import load_config
+    from iclab.studies.data_properties.config import DataPropertiesConfig
+    from iclab.studies.data_properties.report import Results, findings, transience_text
+
+    cfg = load_config(DataPropertiesConfig, "data-properties", "cpu", {"controls": []})
+    faded = Results(_classification_rows("p_bursty=0.9", {0: 0.04, 400: 0.95, 2000: 0.03},
+                                         {0: 0.03, 400: 0.33, 2000: 1.0}), "p_bursty=0.9")
+    text = findings(cfg, [faded])
+    assert "learns in context and then loses it (holdout accuracy 0.95 at step 400, 0.03 at step 2000" in text
+    assert "IWL 1.00 at the end" in text and "⚠" not in text
+    assert "ICL is transient here, peaking at 0.95 at step 400" in transience_text(cfg, [faded])
+    never = Results(_classification_rows("p_bursty=0.9", {0: 0.04, 400: 0.6, 2000: 0.03},
+                                         {0: 0.03, 400: 0.33, 2000: 1.0}), "p_bursty=0.9")  # peak below 0.5 + 0.2
+    assert "does not learn in context" in findings(cfg, [never]) and "⚠" in findings(cfg, [never])
+    assert "no transience" in transience_text(cfg, [never])
