@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import annotated_types
@@ -12,6 +14,20 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 ICLAB = [sys.executable, "-m", "iclab.cli"]
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """One torch thread inside the block: the thread count changes the order of float sums, and the
+    science checks' numbers were measured with one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 
 # A few seconds of training: enough to exercise every step of the study.
 TINY = ["--set", "layers=[2]", "--set", "model.d_model=32", "--set", "train.steps=60",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-import torch
+from helpers import one_thread as _one_thread
 
 os.environ.setdefault("ICLAB_NO_PROGRESS", "1")
 
@@ -24,8 +24,6 @@ def _warm():
 def one_thread():
     """One torch thread: a forked child then computes exactly what its parent would (and an
     OpenMP pool is never forked)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with _one_thread():
+        yield
 

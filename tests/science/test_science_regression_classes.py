@@ -24,7 +24,7 @@ seeds`` runs seeds 0, 1 and 2.
 """
 
 import pytest
-import torch
+from helpers import one_thread
 
 import iclab
 from iclab.config import load_config
@@ -36,12 +36,8 @@ pytestmark = pytest.mark.slow
 
 def errors_at(preset: str, seed: int, out, pos_of) -> dict[str, float]:
     """Final mean error per predictor at ``pos_of(world)`` examples, from a run of ``preset``."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as measured: the thread count changes the order of float sums
-    try:
+    with one_thread():
         run = iclab.run("regression-icl", preset=preset, overrides={"seed": seed}, out=out)
-    finally:
-        torch.set_num_threads(threads)
     world = load_config(RegressionICLConfig, "regression-icl", preset).world
     rows = run.load_rows().where(probe="icl_error", label=None, metric="error", pos=pos_of(world))
     return {r.model: r.value for r in rows}

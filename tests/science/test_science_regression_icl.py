@@ -27,7 +27,7 @@ of 8 (it got 44% of a core). Seeds 1 and 2 were not re-run after the merge.
 """
 
 import pytest
-import torch
+from helpers import one_thread
 
 import iclab
 from iclab.config import load_config
@@ -40,13 +40,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def at_2d(tmp_path_factory, science_seed) -> dict[str, float]:
     # One thread, as the preset was measured: the model is too small for two threads to help (on a busy
-    # machine they slow it several times), and the thread count changes the order of float sums.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    # machine they slow it several times).
+    with one_thread():
         run = iclab.run("regression-icl", preset="cpu", overrides={"seed": science_seed}, out=tmp_path_factory.mktemp("runs"))
-    finally:
-        torch.set_num_threads(threads)
     cfg = load_config(RegressionICLConfig, "regression-icl", "cpu")
     assert cfg.world.kind in ("linear", "noisy-linear")
     n = 2 * cfg.world.dim

@@ -23,7 +23,6 @@ the memory available on this machine, or with the GPU's when the run trains on C
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -110,18 +109,18 @@ _STORED = {"I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}  # kept as
 
 
 def _safetensors_elements(path: Path) -> dict[str, int] | None:
-    """Elements per stored dtype of a ``.safetensors`` file, from its JSON header (None if the
-    header cannot be read)."""
-    try:
-        with open(path, "rb") as f:
-            n = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(n))
-    except (OSError, ValueError):
-        return None
+    """Elements per stored dtype of a ``.safetensors`` file, from its header (None if it cannot be
+    read)."""
+    from safetensors import SafetensorError, safe_open
+
     out: dict[str, int] = {}
-    for name, t in header.items():
-        if name != "__metadata__":
-            out[t["dtype"]] = out.get(t["dtype"], 0) + math.prod(t["shape"])
+    try:
+        with safe_open(path, framework="numpy") as f:
+            for name in f.keys():
+                t = f.get_slice(name)
+                out[t.get_dtype()] = out.get(t.get_dtype(), 0) + math.prod(t.get_shape())
+    except (OSError, SafetensorError):
+        return None
     return out
 
 
