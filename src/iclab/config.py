@@ -73,6 +73,9 @@ class TrainConfig(Frozen):
         Peak learning rate, reached after ``warmup`` steps, then cosine to ``lr * min_lr_ratio``.
     warmup : int, default 100
     min_lr_ratio : float, default 0.1
+    decay_steps : int or None, default None
+        The cosine decay spans only the last ``decay_steps`` steps, the lr staying at its peak
+        before them (warm-up, stable, decay); None decays from the end of the warm-up.
     weight_decay : float, default 0.01
         AdamW decay, applied to matrices only (not norms, biases); at most 10.
     betas : tuple of float, default (0.9, 0.999)
@@ -104,6 +107,7 @@ class TrainConfig(Frozen):
     lr: float = Field(1e-3, gt=0, le=1)
     warmup: int = Field(100, ge=0, le=MAX_STEPS)
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    decay_steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     weight_decay: float = Field(0.01, ge=0, le=10)
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
     grad_clip: float = Field(1.0, ge=0, le=1e6)

@@ -2,19 +2,19 @@
 encoding and in-context regression (Han, Song, Gore and Agrawal, ICML 2025; spec
 task_vectors.md, synthetic part).
 
-Margins fixed before looking at the final run:
+Margins fixed before looking at the final run, for a world of B bases (chance TD 1/B):
 
-- in-context error: at the last point of the prompt (K = 20, predicted from the 19
+- in-context error: at the last point of the prompt (point K, predicted from the K - 1
   examples before it) the trained transformer's squared error is below that of least
-  squares on all 16 dimensions (OLS), on at least one basis;
+  squares on all D dimensions (OLS), on at least one basis;
 - task decodability: at the end of training the mean TD at the best layer is ≥ 0.8,
-  while at step 0 it is near chance (≤ 0.40, chance 0.25 with 4 bases). TD is read at the
+  while at step 0 it is near chance (≤ 1/B + 0.15: 0.40 with 4 bases). TD is read at the
   token just before the answer, as the spec defines it: the last x of the prompt;
-- every basis is learned: at K = 20 the transformer's error on each basis is at most half that
-  of predicting 0 (error / rank ≤ 0.5). Added in session 6, after runs in which TD at the last
-  x passed 0.8 while one basis was still at predicting 0 (≈ 0.7–0.9): a basis the model has not
-  learned is told apart from the others, so TD there counts only beside this check. The cpu
-  preset's worst basis is at 0.072 (seed 0).
+- every basis is learned: at the last point the transformer's error on each basis is at most
+  half that of predicting 0 (error / rank ≤ 0.5). Added in session 6, after runs in which TD at
+  the last x passed 0.8 while one basis was still at predicting 0 (≈ 0.7–0.9): a basis the model
+  has not learned is told apart from the others, so TD there counts only beside this check. The
+  cpu preset's worst basis is at 0.072 (seed 0).
 """
 
 import pytest
@@ -49,16 +49,27 @@ def rows(tmp_path_factory) -> list[Row]:
     return run.load_rows()
 
 
+def _bases() -> set[str]:
+    """Labels of the preset's bases, "0" .. "B-1"."""
+    return {str(b) for b in range(_config().world.n_bases)}
+
+
+def _config():
+    from iclab.config import load_config
+    from iclab.studies.task_vectors.config import TaskVectorsConfig
+
+    return load_config(TaskVectorsConfig, "task-vectors", "cpu")
+
+
 def _errors_at_last_point(rows: list[Row], model: str) -> dict[str, float]:
     last = max(r.pos for r in rows if r.probe == "regression")
     return {r.label: r.value for r in rows if r.probe == "regression" and r.model == model and r.pos == last}
 
 
 def _td_position() -> int:
-    from iclab.config import load_config
-    from iclab.studies.task_vectors.config import TaskVectorsConfig, read_position
+    from iclab.studies.task_vectors.config import read_position
 
-    cfg = load_config(TaskVectorsConfig, "task-vectors", "cpu")
+    cfg = _config()
     return read_position(cfg.world, cfg.probe.td_position)
 
 
@@ -68,22 +79,24 @@ def _best_td(rows: list[Row], step: int) -> float:
     return max(r.value for r in rows if r.metric == "td" and r.step == step and r.pos == pos)
 
 
-def test_transformer_beats_ols_at_k20_on_some_basis(rows):
+def test_transformer_beats_ols_at_the_last_point_on_some_basis(rows):
     model = _errors_at_last_point(rows, "transformer")
     ols = _errors_at_last_point(rows, "least-squares")
-    assert set(model) == set(ols) == {"0", "1", "2", "3"}
-    print("error at K=20, transformer vs OLS:", {b: (round(model[b], 4), round(ols[b], 4)) for b in model})
+    assert set(model) == set(ols) == _bases()
+    print("error / rank at the last point, transformer vs OLS:",
+          {b: (round(model[b], 4), round(ols[b], 4)) for b in sorted(model)})
     assert any(model[b] < ols[b] for b in model)
 
 
 def test_task_decodability_rises_from_chance(rows):
+    chance = 1 / len(_bases())
     final = max(r.step for r in rows if r.metric == "td")
     print(f"best mean TD: step 0 {_best_td(rows, 0):.3f}, step {final} {_best_td(rows, final):.3f}")
-    assert _best_td(rows, 0) <= 0.40
+    assert _best_td(rows, 0) <= chance + 0.15
     assert _best_td(rows, final) >= 0.8
 
 
 def test_every_basis_is_learned(rows):
     model = _errors_at_last_point(rows, "transformer")
-    assert set(model) == {"0", "1", "2", "3"}
-    assert max(model.values()) <= 0.5, f"a basis is not learned (error / rank at K = 20): {model}"
+    assert set(model) == _bases()
+    assert max(model.values()) <= 0.5, f"a basis is not learned (error / rank at the last point): {model}"

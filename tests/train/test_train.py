@@ -26,6 +26,16 @@ def test_schedule_warmup_then_cosine():
     assert get_lr(110, lr, warm, steps, 0.1) == pytest.approx(0.1)
 
 
+
+def test_schedule_with_decay_steps_holds_the_peak_then_decays_over_the_last_steps():
+    lr, warm, steps, decay = 1.0, 10, 110, 40  # stable from step 10 to 70, cosine from 70 to 110
+    assert get_lr(5, lr, warm, steps, 0.1, decay) == pytest.approx(0.6)
+    assert [get_lr(s, lr, warm, steps, 0.1, decay) for s in (10, 40, 70)] == pytest.approx([1.0, 1.0, 1.0])
+    assert get_lr(90, lr, warm, steps, 0.1, decay) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert get_lr(110, lr, warm, steps, 0.1, decay) == pytest.approx(0.1)
+    # a decay longer than the steps after the warm-up is the plain cosine
+    assert get_lr(60, lr, warm, steps, 0.1, 1000) == get_lr(60, lr, warm, steps, 0.1)
+
 def _probe(model, step):
     with torch.no_grad():
         w = next(model.parameters()).detach().double().sum().item()

@@ -83,15 +83,23 @@ def test_worlds_are_frozen():
 # ---------------------------------------------------------------- sparse mixture
 
 
-def test_orthogonal_bases_are_disjoint_blocks_of_four():
-    for variant, (n_bases, dim) in {"orthogonal-4x16": (4, 16), "orthogonal-6x24": (6, 24), "orthogonal-3x12": (3, 12)}.items():
-        s = mixture_supports(variant)
-        assert s.shape == (n_bases, dim)
-        assert (s.sum(axis=1) == 4).all()
-        assert (s.sum(axis=0) == 1).all()  # each coordinate in exactly one basis: disjoint, covering
-        for k in range(n_bases):
-            assert np.flatnonzero(s[k]).tolist() == list(range(4 * k, 4 * k + 4))
-        assert SparseLinearMixture(bases=variant).dim == dim
+ORTHOGONAL = {"orthogonal-4x16": (4, 16, 4), "orthogonal-6x24": (6, 24, 4), "orthogonal-3x12": (3, 12, 4),
+              "orthogonal-2x8": (2, 8, 4), "orthogonal-3x9": (3, 9, 3), "orthogonal-3x6": (3, 6, 2),
+              "orthogonal-4x8": (4, 8, 2), "orthogonal-4x4": (4, 4, 1)}
+
+
+@pytest.mark.parametrize("variant", ORTHOGONAL)
+def test_orthogonal_bases_are_disjoint_blocks_covering_every_coordinate(variant):
+    n_bases, dim, rank = ORTHOGONAL[variant]
+    s = mixture_supports(variant)
+    assert s.shape == (n_bases, dim)
+    assert (s.sum(axis=1) == rank).all()
+    assert (s.sum(axis=0) == 1).all()  # each coordinate in exactly one basis: disjoint, covering
+    for k in range(n_bases):
+        assert np.flatnonzero(s[k]).tolist() == list(range(rank * k, rank * k + rank))
+    assert (mixture_supports(variant, 1).sum(axis=1) == 1).all()  # the rank curriculum shortens each block
+    world = SparseLinearMixture(bases=variant)
+    assert world.dim == dim and world.n_bases == n_bases
 
 
 def test_overlapping_bases_are_cyclic_windows():
@@ -106,7 +114,7 @@ def test_overlapping_bases_are_cyclic_windows():
     assert np.linalg.matrix_rank(s.astype(float)) > 4  # genuinely different subspaces
 
 
-@pytest.mark.parametrize("variant", ["orthogonal-4x16", "orthogonal-6x24", "orthogonal-3x12", "overlapping-8x16"])
+@pytest.mark.parametrize("variant", [*ORTHOGONAL, "overlapping-8x16"])
 def test_mixture_w_is_zero_outside_its_basis(variant):
     world = SparseLinearMixture(bases=variant)
     b = world.sample(np.random.default_rng(1), 400)

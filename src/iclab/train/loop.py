@@ -190,7 +190,7 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
             tokens += tokens_per_batch
             inputs = to_device(batch, device)
 
-            lr = get_lr(step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
+            lr = get_lr(step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio, cfg.decay_steps)
             for group in opt.param_groups:
                 group["lr"] = lr
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):

@@ -346,6 +346,11 @@ MIXTURE_VARIANTS: dict[str, tuple[int, int, int, int]] = {
     "orthogonal-6x24": (6, 24, 4, 4),
     "orthogonal-3x12": (3, 12, 4, 4),
     "overlapping-8x16": (8, 16, 4, 2),
+    "orthogonal-3x6": (3, 6, 2, 2),
+    "orthogonal-4x8": (4, 8, 2, 2),
+    "orthogonal-4x4": (4, 4, 1, 1),
+    "orthogonal-2x8": (2, 8, 4, 4),
+    "orthogonal-3x9": (3, 9, 3, 3),
 }
 
 
@@ -353,7 +358,9 @@ def mixture_supports(variant: str, rank: int | tuple[int, ...] | None = None) ->
     """Support masks of a mixture variant, bool array of shape (n_bases, dim); with ``rank``,
     only the first ``rank`` coordinates of each window (a tuple: one rank per basis).
 
-    Orthogonal variants are consecutive blocks of 4 coordinates. ``"overlapping-8x16"``
+    Orthogonal variants ``"orthogonal-BxD"`` are B consecutive blocks of D / B coordinates
+    (rank 4 in the paper's variants, 1–4 in the small worlds made for cpu runs), disjoint and
+    covering all D. ``"overlapping-8x16"``
     uses cyclic windows of 4 with stride 2, ``B_k = {2k, 2k+1, 2k+2, 2k+3} mod 16`` for
     ``k = 0..7``: each coordinate lies in exactly two bases, neighbouring bases share two
     coordinates, and ``B_k`` and ``B_{k+2}`` are disjoint, so the bases are symmetric under
@@ -381,10 +388,13 @@ class SparseLinearMixture(RegressionWorld):
 
     Parameters
     ----------
-    bases : {"orthogonal-4x16", "orthogonal-6x24", "orthogonal-3x12", "overlapping-8x16"}, default "orthogonal-4x16"
-        The set of supports (see :func:`mixture_supports`): 4 disjoint rank-4 blocks over
-        D = 16, 6 over D = 24, 3 over D = 12 (a smaller world for cpu runs), or 8 overlapping
-        cyclic windows over D = 16.
+    bases : str, default "orthogonal-4x16"
+        The set of supports (see :func:`mixture_supports`): the paper's 4 disjoint rank-4
+        blocks over D = 16 (``"orthogonal-4x16"``), 6 over D = 24 (``"orthogonal-6x24"``) or
+        8 overlapping cyclic windows over D = 16 (``"overlapping-8x16"``); or a smaller world
+        for cpu runs, B disjoint blocks over D (``"orthogonal-BxD"``): ``"2x8"`` (rank 4, the
+        cpu preset's), ``"3x12"`` (rank 4), ``"3x9"`` (rank 3), ``"3x6"``, ``"4x8"`` (rank 2),
+        ``"4x4"`` (rank 1).
     points : int, default 20
         K, the examples per prompt.
     noise_std : float, default 0.1
@@ -407,7 +417,8 @@ class SparseLinearMixture(RegressionWorld):
 
     name: ClassVar[str] = "sparse-linear-mixture"
 
-    bases: Literal["orthogonal-4x16", "orthogonal-6x24", "orthogonal-3x12", "overlapping-8x16"] = "orthogonal-4x16"
+    bases: Literal["orthogonal-4x16", "orthogonal-6x24", "orthogonal-3x12", "overlapping-8x16", "orthogonal-3x6",
+                   "orthogonal-4x8", "orthogonal-4x4", "orthogonal-2x8", "orthogonal-3x9"] = "orthogonal-4x16"
     points: int = Field(20, ge=1, le=MAX_SEQ)
     noise_std: float = Field(0.1, ge=0.0)
     active_rank: int | tuple[int, ...] | None = None
