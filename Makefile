@@ -39,7 +39,7 @@ science-long: venv
 
 # The science checks of CI at seeds 0, 1 and 2 (not in CI: about three times `make science`,
 # one thread each); writes docs/seeds.md, the table the README quotes. `make seeds-long` adds
-# the checks too long for CI (task-vectors: 34-51 minutes a seed) to the same table.
+# the checks too long for CI (task-vectors' cpu preset: 34-51 minutes a seed) to the same table.
 seeds: venv
 	mkdir -p seeds
 	for s in 0 1 2; do ICLAB_SCIENCE_SEED=$$s OMP_NUM_THREADS=1 $(PYTEST) -q -m "slow and not long" tests/science --junitxml=seeds/seed-$$s.xml || true; done

@@ -1,6 +1,6 @@
-"""Science check: the cpu preset of ``task-vectors`` shows the coupled emergence of task
-encoding and in-context regression (Han, Song, Gore and Agrawal, ICML 2025; spec
-task_vectors.md, synthetic part).
+"""Science check: the presets of ``task-vectors`` show the coupled emergence of task encoding
+and in-context regression (Han, Song, Gore and Agrawal, ICML 2025; spec task_vectors.md,
+synthetic part).
 
 Margins fixed before looking at the final run, for a world of B bases (chance TD 1/B):
 
@@ -8,13 +8,22 @@ Margins fixed before looking at the final run, for a world of B bases (chance TD
   examples before it) the trained transformer's squared error is below that of least
   squares on all D dimensions (OLS), on at least one basis;
 - task decodability: at the end of training the mean TD at the best layer is ≥ 0.8,
-  while at step 0 it is near chance (≤ 1/B + 0.15: 0.40 with 4 bases). TD is read at the
-  token just before the answer, as the spec defines it: the last x of the prompt;
+  while at step 0 it is near chance (≤ 1/B + 0.15: 0.40 with 4 bases, 0.65 with 2). TD is read
+  at the token just before the answer, as the spec defines it: the last x of the prompt;
 - every basis is learned: at the last point the transformer's error on each basis is at most
   half that of predicting 0 (error / rank ≤ 0.5). Added in session 6, after runs in which TD at
   the last x passed 0.8 while one basis was still at predicting 0 (≈ 0.7–0.9): a basis the model
   has not learned is told apart from the others, so TD there counts only beside this check. The
   cpu preset's worst basis is at 0.072 (seed 0).
+
+The ``cpu`` preset (the paper's world, 30K steps, 34–51 minutes) is checked on all three, outside
+CI (marker ``long``). The ``small`` preset (2 rank-4 bases over D = 8, 10K steps, in CI) is
+checked on the second and third only: it does not show the first. Measured with its recipe
+before this check was written (seeds 0–2), the model's error at the last point is 1.0–2× that
+of least squares (0.012–0.019 against 0.008–0.015 per rank), while it is below least squares
+from n = 4 to n = D + 1 = 9; the notes (docs/task-vectors-notes.md) say why the shrunk world makes
+least squares twice as hard to beat there. The comparison is printed, not asserted.
+The seed is ``ICLAB_SCIENCE_SEED`` (default 0, what CI runs).
 """
 
 import pytest
@@ -38,27 +47,35 @@ from iclab.rows import Row
 # TD 0.242 -> 0.983 (layer 4), error at K = 20 per basis 0.011 / 0.053 / 0.051 / 0.102 vs OLS
 # 0.028 / 0.012 / 0.014 / 0.021: every test here passes (worst basis 0.102). The thread count changes
 # the order of float sums, so the numbers differ from the two-thread run above.
-# Not in CI (marker ``long``, run by ``make science-long``): the preset takes 34-51 minutes,
-# past CI's budget of 45 for everything; a cpu preset shrunk to minutes is still being sought.
-pytestmark = [pytest.mark.slow, pytest.mark.long]
+# The cpu preset is not in CI (marker ``long``, run by ``make science-long``): it takes 34-51
+# minutes, past CI's budget of 45 for everything. The small preset is.
+pytestmark = pytest.mark.slow
+
+
+def _run(preset: str, seed: int, out) -> list[Row]:
+    return iclab.run("task-vectors", preset=preset, overrides={"seed": seed}, out=out).load_rows()
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory) -> list[Row]:
-    run = iclab.run("task-vectors", preset="cpu", out=tmp_path_factory.mktemp("runs"))
-    return run.load_rows()
+def cpu(tmp_path_factory, science_seed) -> list[Row]:
+    return _run("cpu", science_seed, tmp_path_factory.mktemp("runs"))
 
 
-def _bases() -> set[str]:
-    """Labels of the preset's bases, "0" .. "B-1"."""
-    return {str(b) for b in range(_config().world.n_bases)}
+@pytest.fixture(scope="module")
+def small(tmp_path_factory, science_seed) -> list[Row]:
+    return _run("small", science_seed, tmp_path_factory.mktemp("runs"))
 
 
-def _config():
+def _config(preset: str):
     from iclab.config import load_config
     from iclab.studies.task_vectors.config import TaskVectorsConfig
 
-    return load_config(TaskVectorsConfig, "task-vectors", "cpu")
+    return load_config(TaskVectorsConfig, "task-vectors", preset)
+
+
+def _bases(preset: str) -> set[str]:
+    """Labels of the preset's bases, "0" .. "B-1"."""
+    return {str(b) for b in range(_config(preset).world.n_bases)}
 
 
 def _errors_at_last_point(rows: list[Row], model: str) -> dict[str, float]:
@@ -66,37 +83,59 @@ def _errors_at_last_point(rows: list[Row], model: str) -> dict[str, float]:
     return {r.label: r.value for r in rows if r.probe == "regression" and r.model == model and r.pos == last}
 
 
-def _td_position() -> int:
+def _best_td(rows: list[Row], preset: str, step: int) -> float:
+    """Mean TD at the best layer, at the token the spec defines TD on (the last x, before the answer)."""
     from iclab.studies.task_vectors.config import read_position
 
-    cfg = _config()
-    return read_position(cfg.world, cfg.probe.td_position)
-
-
-def _best_td(rows: list[Row], step: int) -> float:
-    """Mean TD at the best layer, at the token the spec defines TD on (the last x, before the answer)."""
-    pos = _td_position()
+    cfg = _config(preset)
+    pos = read_position(cfg.world, cfg.probe.td_position)
     return max(r.value for r in rows if r.metric == "td" and r.step == step and r.pos == pos)
 
 
-def test_transformer_beats_ols_at_the_last_point_on_some_basis(rows):
+def _ols_comparison(rows: list[Row], preset: str) -> tuple[dict[str, float], dict[str, float]]:
     model = _errors_at_last_point(rows, "transformer")
     ols = _errors_at_last_point(rows, "least-squares")
-    assert set(model) == set(ols) == _bases()
-    print("error / rank at the last point, transformer vs OLS:",
+    assert set(model) == set(ols) == _bases(preset)
+    print(f"\n{preset}: error / rank at the last point, transformer vs OLS:",
           {b: (round(model[b], 4), round(ols[b], 4)) for b in sorted(model)})
+    return model, ols
+
+
+def _assert_td_rises_from_chance(rows: list[Row], preset: str) -> None:
+    chance = 1 / len(_bases(preset))
+    final = max(r.step for r in rows if r.metric == "td")
+    start, end = _best_td(rows, preset, 0), _best_td(rows, preset, final)
+    print(f"\n{preset}: best mean TD at the last x: step 0 {start:.3f}, step {final} {end:.3f}")
+    assert start <= chance + 0.15
+    assert end >= 0.8
+
+
+def _assert_every_basis_is_learned(rows: list[Row], preset: str) -> None:
+    model = _errors_at_last_point(rows, "transformer")
+    assert set(model) == _bases(preset)
+    assert max(model.values()) <= 0.5, f"a basis is not learned (error / rank at the last point): {model}"
+
+
+@pytest.mark.long
+def test_cpu_transformer_beats_ols_at_the_last_point_on_some_basis(cpu):
+    model, ols = _ols_comparison(cpu, "cpu")
     assert any(model[b] < ols[b] for b in model)
 
 
-def test_task_decodability_rises_from_chance(rows):
-    chance = 1 / len(_bases())
-    final = max(r.step for r in rows if r.metric == "td")
-    print(f"best mean TD: step 0 {_best_td(rows, 0):.3f}, step {final} {_best_td(rows, final):.3f}")
-    assert _best_td(rows, 0) <= chance + 0.15
-    assert _best_td(rows, final) >= 0.8
+@pytest.mark.long
+def test_cpu_task_decodability_rises_from_chance(cpu):
+    _assert_td_rises_from_chance(cpu, "cpu")
 
 
-def test_every_basis_is_learned(rows):
-    model = _errors_at_last_point(rows, "transformer")
-    assert set(model) == _bases()
-    assert max(model.values()) <= 0.5, f"a basis is not learned (error / rank at the last point): {model}"
+@pytest.mark.long
+def test_cpu_every_basis_is_learned(cpu):
+    _assert_every_basis_is_learned(cpu, "cpu")
+
+
+def test_small_task_decodability_rises_from_chance(small):
+    _ols_comparison(small, "small")  # printed for the record; see the module docstring
+    _assert_td_rises_from_chance(small, "small")
+
+
+def test_small_every_basis_is_learned(small):
+    _assert_every_basis_is_learned(small, "small")
