@@ -32,14 +32,14 @@ test: venv browser
 science: venv
 	$(PYTEST) -q -m "slow and not long" --durations=15
 
-# Science checks too long for CI: today the task-vectors check, which trains the whole
-# 30K-step cpu preset (34-51 minutes on 2 cores).
+# Science checks too long for CI: today the task-vectors check that trains the whole
+# 30K-step cpu-long preset (34-51 minutes on 2 cores).
 science-long: venv
 	$(PYTEST) -q -m long --durations=15
 
 # The science checks of CI at seeds 0, 1 and 2 (not in CI: about three times `make science`,
 # one thread each); writes docs/seeds.md, the table the README quotes. `make seeds-long` adds
-# the checks too long for CI (task-vectors' cpu preset: 34-51 minutes a seed) to the same table.
+# the checks too long for CI (task-vectors' cpu-long preset: 34-51 minutes a seed) to the same table.
 seeds: venv
 	mkdir -p seeds
 	for s in 0 1 2; do ICLAB_SCIENCE_SEED=$$s OMP_NUM_THREADS=1 $(PYTEST) -q -m "slow and not long" tests/science --junitxml=seeds/seed-$$s.xml || true; done

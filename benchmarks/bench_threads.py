@@ -41,8 +41,8 @@ def cases():
     ih = load_config(InductionHeadsConfig, "induction-heads", "cpu")
     spec = ih.model.model_copy(update={"n_layers": 2})
     yield "induction-heads cpu (2-layer)", build_model(spec, ih.world.vocab_size, ih.seed), ih.world, ih.train
-    tv = load_config(TaskVectorsConfig, "task-vectors", "cpu")
-    yield "task-vectors cpu (6-layer)", VectorModel(tv.model, tv.world.dim, seed=tv.seed), tv.world, tv.train
+    tv = load_config(TaskVectorsConfig, "task-vectors", "cpu-long")
+    yield "task-vectors cpu-long (6-layer)", VectorModel(tv.model, tv.world.dim, seed=tv.seed), tv.world, tv.train
 
 
 def step_times(model, world, train_cfg, threads: int, steps: int) -> float:

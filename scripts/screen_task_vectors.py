@@ -2,7 +2,7 @@
 the science check's three criteria, without the rest of the study (no UMAP, figures or report).
 
 Usage: ``python scripts/screen_task_vectors.py [--preset small] [KEY=VALUE ...]``, e.g.
-``python scripts/screen_task_vectors.py --preset cpu world.bases=orthogonal-2x8 world.points=12``.
+``python scripts/screen_task_vectors.py --preset cpu-long world.bases=orthogonal-2x8 world.points=12``.
 
 Every ``train.eval_every`` steps it prints the best mean TD at the last x (and every layer's) and
 each basis's loss over all points as a share of predicting 0; at the end, the error / rank at each

@@ -31,7 +31,7 @@ def main(folder: str) -> None:
     print("# Science checks at every seed\n")
     print(f"Written by `scripts/seeds_table.py` (`make seeds`) on {datetime.date.today().isoformat()} ({platform.machine()}, "
           f"{os.cpu_count()} CPUs; `make seeds` runs each check on one thread): each check's outcome and seconds (JUnit time) at "
-          "each seed." + ("" if long_run else " The checks too long for CI (task-vectors' cpu preset) are not in it: "
+          "each seed." + ("" if long_run else " The checks too long for CI (task-vectors' cpu-long preset) are not in it: "
                           "`make seeds-long` adds them.") + "\n")
     print("| science check | " + " | ".join(f"seed {s}" for s in seeds) + " |")
     print("|---|" + "---|" * len(seeds))

@@ -20,7 +20,7 @@ from iclab.tasks import task_names
 
 N_LAYERS, D_MODEL = 2, 32
 #: the paper's world, whatever the cpu preset shrinks it to
-WORLD = {"world.bases": "orthogonal-4x16", "world.points": 20}
+WORLD = {"world.bases": "orthogonal-4x16", "world.points": 20, "model.max_len": 40}
 
 
 def test_marked_steps_follow_the_gain_over_predicting_zero():
