@@ -180,7 +180,7 @@ CASES = {
                    "batch_size": 4}},
         {"L2-d16"}, graph_tracing),
     "task-vectors": Case(
-        {"world.bases": "orthogonal-4x16", "world.points": 20, "train.steps": 100, "train.eval_every": 100,
+        {"world.bases": "orthogonal-4x16", "world.points": 20, "model.max_len": 40, "train.steps": 100, "train.eval_every": 100,
          "train.ckpt_every": 100, "train.batch_size": 16, "train.warmup": 5, "model.n_layers": 2,
          "model.d_model": 32, "model.n_heads": 2, "probe.n_per_basis": 12, "probe.eval_per_basis": 3,
          "probe.umap": False},

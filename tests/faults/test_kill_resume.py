@@ -49,7 +49,7 @@ TINY = {
                       "train": {"steps": 6, "batch_size": 4, "warmup": 1, "eval_every": 2, "ckpt_every": 2},
                       "probe": {"n_walks": 4, "n_contexts": 5, "window": 20, "min_present": 0.25, "train_walks": 2,
                                 "batch_size": 4}},
-    "task-vectors": {"world.bases": "orthogonal-4x16", "world.points": 20, "train.steps": 20, "train.eval_every": 10,
+    "task-vectors": {"world.bases": "orthogonal-4x16", "world.points": 20, "model.max_len": 40, "train.steps": 20, "train.eval_every": 10,
                      "train.ckpt_every": 5, "train.batch_size": 16, "train.warmup": 2, "model.n_layers": 2,
                      "model.d_model": 32, "model.n_heads": 2, "probe.n_per_basis": 12, "probe.eval_per_basis": 3,
                      "probe.umap": False},
