@@ -1,7 +1,7 @@
 """Screen a task-vectors recipe: train the synthetic model with the study's own probes and apply
 the science check's three criteria, without the rest of the study (no UMAP, figures or report).
 
-Usage: ``python scripts/screen_task_vectors.py [--preset small] [KEY=VALUE ...]``, e.g.
+Usage: ``python scripts/screen_task_vectors.py [--preset cpu] [KEY=VALUE ...]``, e.g.
 ``python scripts/screen_task_vectors.py --preset cpu-long world.bases=orthogonal-2x8 world.points=12``.
 
 Every ``train.eval_every`` steps it prints the best mean TD at the last x (and every layer's) and
@@ -27,7 +27,7 @@ from iclab.studies.task_vectors.synthetic import error_curves, measure_synthetic
 from iclab.train.loop import train
 
 
-def main(argv: list[str] | None = None) -> bool:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE, as iclab's --set")
@@ -67,7 +67,6 @@ def main(argv: list[str] | None = None) -> bool:
     print(f"train {seconds:.0f}s ({cfg.train.steps / seconds:.1f} steps/s)")
     print(f"RESULT TD {td[0]:.3f}->{td[cfg.train.steps]:.3f} td_ok={td_ok} learned={learned} "
           f"beats_ols={beats} PASS={td_ok and learned and beats}")
-    return td_ok and learned and beats
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ Margins fixed before looking at the final run, for a world of B bases (chance TD
   half that of predicting 0 (error / rank ≤ 0.5). Added in session 6, after runs in which TD at
   the last x passed 0.8 while one basis was still at predicting 0 (≈ 0.7–0.9): a basis the model
   has not learned is told apart from the others, so TD there counts only beside this check. The
-  cpu preset's worst basis is at 0.072 (seed 0).
+  cpu-long preset's worst basis is at 0.072 (seed 0).
 
 The ``cpu-long`` preset (the paper's world, 30K steps, 34–51 minutes) is checked on all three,
 outside CI (marker ``long``). The ``cpu`` preset (2 rank-4 bases over D = 8, 10K steps, in CI) is

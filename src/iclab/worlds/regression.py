@@ -417,8 +417,7 @@ class SparseLinearMixture(RegressionWorld):
 
     name: ClassVar[str] = "sparse-linear-mixture"
 
-    bases: Literal["orthogonal-4x16", "orthogonal-6x24", "orthogonal-3x12", "overlapping-8x16", "orthogonal-3x6",
-                   "orthogonal-4x8", "orthogonal-4x4", "orthogonal-2x8", "orthogonal-3x9"] = "orthogonal-4x16"
+    bases: Literal[tuple(MIXTURE_VARIANTS)] = "orthogonal-4x16"  # one of MIXTURE_VARIANTS' names
     points: int = Field(20, ge=1, le=MAX_SEQ)
     noise_std: float = Field(0.1, ge=0.0)
     active_rank: int | tuple[int, ...] | None = None
