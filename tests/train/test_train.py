@@ -170,3 +170,26 @@ def test_a_checkpoint_that_does_not_verify_after_writing_keeps_the_previous(tmp_
     with pytest.raises(ModelLoadError, match="did not verify"):
         checkpoint.save_checkpoint(tmp_path, 40, model, opt, {"rows": [], "losses": []})
     assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-00000020", "step-00000030"]
+
+
+def test_compile_trains_the_same_model_and_compiles_the_vector_models_loss_too():
+    """``train.compile`` compiles the whole loss: for a vector model (whose loss is not its forward,
+    so compiling the module alone left it eager) Dynamo must trace frames, and the losses must be
+    an eager run's up to float rounding."""
+    from torch._dynamo.utils import counters
+
+    from iclab.models.vector import VectorModel
+    from iclab.worlds.regression import SparseLinearMixture
+
+    world = SparseLinearMixture(points=6)
+    vspec = ModelSpec(n_layers=1, d_model=16, n_heads=2, max_len=12)
+    cases = [(lambda: build_model(SPEC, WORLD.vocab_size, seed=0), WORLD),
+             (lambda: VectorModel(vspec, world.dim, seed=0), world)]
+    for make, w in cases:
+        cfg = TrainConfig(steps=4, batch_size=4, lr=3e-3, warmup=1, eval_every=10, ckpt_every=10)
+        eager = train(make(), w, cfg, data_seed=0).losses
+        torch._dynamo.reset()
+        counters.clear()
+        compiled = train(make(), w, cfg.model_copy(update={"compile": True}), data_seed=0).losses
+        assert counters["frames"]["ok"] > 0, f"nothing was compiled for {type(make()).__name__}"
+        np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-5)

@@ -126,7 +126,9 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
     model.to(device)
     opt = make_optimizer(model, cfg, fused=device.type == "cuda")
     use_bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
-    compute_loss = distributed.loss_function(torch.compile(model) if cfg.compile else model, ranks, device)
+    compute_loss = distributed.loss_function(model, ranks, device)
+    if cfg.compile:  # the whole loss, not the model: a vector model's loss is not its forward
+        compute_loss = torch.compile(compute_loss)
     pin = device.type == "cuda"
     log_every = cfg.log_every or max(1, cfg.steps // 100)
     result, start = TrainResult(), 0
