@@ -193,3 +193,56 @@ def test_compile_trains_the_same_model_and_compiles_the_vector_models_loss_too()
         compiled = train(make(), w, cfg.model_copy(update={"compile": True}), data_seed=0).losses
         assert counters["frames"]["ok"] > 0, f"nothing was compiled for {type(make()).__name__}"
         np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-5)
+
+
+def test_compile_auto_compiles_long_runs_only_and_falls_back_to_eager_when_compiling_fails(monkeypatch):
+    from iclab.train import compiled as compiled_mod
+
+    assert [compiled_mod.wants_compile(s, n) for s, n in
+            [("auto", 999), ("auto", 1000), (True, 5), (False, 10**6)]] == [False, True, True, False]
+
+    def broken_compile(fn, **kwargs):
+        def run(batch):
+            raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
+        return run
+
+    monkeypatch.setattr(compiled_mod.torch, "compile", broken_compile)
+    said: list[str] = []
+    calls = []
+
+    def loss(batch):
+        calls.append(batch)
+        return torch.tensor(float(batch["x"]))
+
+    fn = compiled_mod.compiled_loss(loss, "auto", 1000, said.append)
+    assert [fn({"x": i}).item() for i in range(3)] == [0.0, 1.0, 2.0]  # eager from the first step on
+    assert len(calls) == 3 and len(said) == 2 and "training eager" in said[1] and "InvalidCxxCompiler" in said[1]
+    with pytest.raises(RuntimeError, match="InvalidCxxCompiler"):  # asked for by name: the failure is raised
+        compiled_mod.compiled_loss(loss, True, 10, said.append)({"x": 0})
+
+    def faulty(batch):  # the model's own error is raised, not hidden behind a fallback
+        raise ValueError("xs must have shape (batch, points, 8)")
+
+    with pytest.raises(ValueError, match="xs must have shape"):
+        compiled_mod.compiled_loss(faulty, "auto", 1000, said.append)({"x": 0})
+
+
+def test_a_compiled_run_resumed_past_a_change_of_shape_gives_the_uninterrupted_runs_numbers(tmp_path):
+    """A curriculum changes the batch shape at steps 5 and 10; the run resumed from its step-10
+    checkpoint, in a fresh compiler, must give the numbers of the run that had compiled for
+    three shapes by then."""
+    import shutil
+
+    from iclab.models.vector import VectorModel
+    from iclab.worlds.regression import Curriculum, LinearRegression, Ramp
+
+    world = LinearRegression(dim=3, points=8, curriculum=Curriculum(points=Ramp(start=4, inc=2, every=5)))
+    spec = ModelSpec(n_layers=1, d_model=16, n_heads=2, max_len=16)
+    cfg = _cfg(compile=True, keep_checkpoints={"last": 2, "every": 10})
+    ref = train(VectorModel(spec, 3, seed=0), world, cfg, data_seed=3, probe=_probe, ckpt_dir=tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    shutil.copytree(tmp_path / "a" / "step-00000010", tmp_path / "b" / "step-00000010")
+    torch._dynamo.reset()  # as in a new process: nothing compiled
+    res = train(VectorModel(spec, 3, seed=7), world, cfg, data_seed=3, probe=_probe, ckpt_dir=tmp_path / "b")
+    assert res.losses == ref.losses
+    assert res.rows.without_timing() == ref.rows.without_timing()

@@ -31,6 +31,7 @@ from iclab.progress import TrainingProgress
 from iclab.train import distributed
 from iclab.train.batches import batch_at, host_tensors, to_device, tokens_in
 from iclab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from iclab.train.compiled import compiled_loss
 from iclab.train.schedule import get_lr
 from iclab.train.sinks import Sinks
 
@@ -67,6 +68,12 @@ def pick_device(name: str, index: int = 0) -> torch.device:
         from iclab.errors import ConfigError
         raise ConfigError("train.device = 'cuda' but no GPU is available; allowed here: auto, cpu")
     return torch.device("cuda", index) if name == "cuda" else torch.device(name)
+
+
+def _say(line: str) -> None:
+    from iclab.progress import console
+    if distributed.ranks().main:
+        console.print(line, highlight=False)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool = False) -> torch.optim.AdamW:
@@ -126,9 +133,8 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
     model.to(device)
     opt = make_optimizer(model, cfg, fused=device.type == "cuda")
     use_bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
-    compute_loss = distributed.loss_function(model, ranks, device)
-    if cfg.compile:  # the whole loss, not the model: a vector model's loss is not its forward
-        compute_loss = torch.compile(compute_loss)
+    # the whole loss is compiled, not the model: a vector model's loss is not its forward
+    compute_loss = compiled_loss(distributed.loss_function(model, ranks, device), cfg.compile, cfg.steps, _say)
     pin = device.type == "cuda"
     log_every = cfg.log_every or max(1, cfg.steps // 100)
     result, start = TrainResult(), 0
