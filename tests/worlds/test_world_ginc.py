@@ -416,3 +416,120 @@ def test_the_world_imports_no_torch_and_no_upper_layer():
         names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert names <= allowed, f"{module.__name__} imports {names - allowed}"
+
+
+# ---------------------------------------------------------------- sampling equals the per-step loop
+
+
+def reference_run(w: GINCWorld, rng, concept, e0, p0, length):
+    """GINCWorld._run as a plain loop over positions, one rng.random((2, rows)) per step (the
+    implementation before the vectorised walk); the vectorised one must match it token for token."""
+    rows = concept.shape[0]
+    entity = np.empty((rows, length), dtype=np.int64)
+    prop = np.empty((rows, length), dtype=np.int64)
+    entity[:, 0], prop[:, 0] = e0, p0
+    for t in range(1, length):
+        u = rng.random((2, rows))
+        entity[:, t] = ginc._draw(u[0], w._cdf_V[entity[:, t - 1]])
+        prop[:, t] = ginc._draw(u[1], w._cdf_S[concept, prop[:, t - 1]])
+    return entity, prop
+
+
+def preset_world(preset: str) -> GINCWorld:
+    from iclab.config import load_config
+    from iclab.studies.bayesian_icl.config import BayesianICLConfig
+    return load_config(BayesianICLConfig, "bayesian-icl", preset).world
+
+
+def draws_of(w: GINCWorld, seed: int, n: int) -> list:
+    """Everything sample and prompts return for one rng, and the rng's state afterwards."""
+    rng = np.random.default_rng(seed)
+    doc = w.sample(rng, n)
+    out = [doc.tokens, doc.info["concept"], doc.info["entity"], doc.info["property"]]
+    for kw in ({"k": 3, "l": 4}, {"k": 0, "l": 2, "concepts": "all"},
+               {"k": 5, "l": 3, "concepts": "unseen", "separator": "shuffled"}):
+        p = w.prompts(rng, n, **kw)
+        out += [p.tokens, p.info["examples"], p.info["answer_set"]]
+    return out + [rng.bit_generator.state, rng.random(3)]
+
+
+def assert_same_draws(a: list, b: list) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y)
+        else:
+            assert x == y  # the generator's state dict
+
+
+@pytest.mark.parametrize("world", [
+    pytest.param(lambda: preset_world("cpu"), id="cpu-preset"),
+    pytest.param(lambda: preset_world("paper"), id="paper-preset"),
+    pytest.param(lambda: tiny_world(), id="tiny"),
+    pytest.param(lambda: GINCWorld(n_entities=3, n_properties=7, doc_len=37), id="E<P"),
+    pytest.param(lambda: GINCWorld(n_entities=8, n_properties=2, n_concepts=3, n_pretrain_concepts=1,
+                                   doc_len=2), id="E>P-len2"),
+])
+def test_sampling_matches_the_per_step_loop_token_for_token(world, monkeypatch):
+    w = world()
+    for seed, n in [(0, 8), (1, 32), (2, 1), (12345, 5)]:
+        fast = draws_of(w, seed, n)
+        with monkeypatch.context() as m:
+            m.setattr(GINCWorld, "_run", reference_run)
+            slow = draws_of(w, seed, n)
+        assert_same_draws(fast, slow)
+
+
+def test_one_block_of_uniforms_is_the_per_step_stream():
+    for seed, rows, length in [(0, 8, 1024), (1, 32, 160), (2, 7, 3), (3, 1, 2)]:
+        a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+        steps = np.stack([a.random((2, rows)) for _ in range(length - 1)])
+        assert np.array_equal(steps, b.random((length - 1, 2, rows)))
+        assert a.bit_generator.state == b.bit_generator.state
+
+
+class _Stream:
+    """A stand-in generator whose random() hands out a fixed list of numbers in order."""
+
+    def __init__(self, values):
+        self.values, self.i = np.asarray(values, dtype=np.float64), 0
+
+    def random(self, size):
+        n = int(np.prod(size))
+        out = self.values[self.i:self.i + n].reshape(size)
+        self.i += n
+        return out
+
+
+@pytest.mark.parametrize("fallback", [False, True], ids=["tables", "compare"])
+@pytest.mark.parametrize("params", [{}, {"n_entities": 5, "n_properties": 5, "transition_floor": 0.05,
+                                         "delimiter_transitions": "shared"}, {"n_entities": 4, "n_properties": 6}])
+def test_uniforms_on_cdf_boundaries_draw_as_the_loop(params, fallback, monkeypatch):
+    # u exactly on a CDF value (a tie: _draw counts cdf <= u), just below and above it, 0 and the
+    # largest double below 1 (the last column, 1.0, is never reached)
+    if fallback:
+        monkeypatch.setattr(ginc, "MAX_MOVE_TABLE", 0)
+    w = GINCWorld(**params)
+    assert (w._moves is None) == fallback
+    cdf = np.unique(np.concatenate([w._cdf_V.ravel(), w._cdf_S.ravel()]))
+    cdf = cdf[cdf < 1.0]
+    u = np.concatenate([cdf, np.nextafter(cdf, 0.0), np.nextafter(cdf, 1.0), [0.0, np.nextafter(1.0, 0.0)]])
+    rng = np.random.default_rng(0)
+    rows, length = 12, 60
+    values = rng.permutation(np.resize(u, (length - 1) * 2 * rows))
+    concept = rng.integers(0, w.n_concepts, size=rows)
+    e0, p0 = rng.integers(0, w.n_entities, size=rows), rng.integers(0, w.n_properties, size=rows)
+    fast = w._run(_Stream(values), concept, e0, p0, length)
+    slow = reference_run(w, _Stream(values), concept, e0, p0, length)
+    assert np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1])
+    # every state's move at every such u, as _draw makes it
+    if not fallback:
+        values_V, values_S, table = w._moves
+        for uu in u:
+            k_V = np.searchsorted(values_V, uu, side="right")
+            assert np.array_equal(table[k_V, :w.n_entities], ginc._draw(np.full(w.n_entities, uu), w._cdf_V))
+            k_S = np.searchsorted(values_S, uu, side="right")
+            for c in range(w.n_concepts):
+                row = values_V.size + 1 + c * (values_S.size + 1) + k_S
+                assert np.array_equal(table[row, :w.n_properties],
+                                      ginc._draw(np.full(w.n_properties, uu), w._cdf_S[c]))

@@ -167,6 +167,7 @@ class GINCWorld(DerivedState, World):
     _cdf_V: np.ndarray = PrivateAttr()
     _cdf_S: np.ndarray = PrivateAttr()
     _cdf_pi: np.ndarray = PrivateAttr()
+    _moves: tuple[np.ndarray, np.ndarray, np.ndarray] | None = PrivateAttr()
 
     # ------------------------------------------------------------------ construction
 
@@ -196,6 +197,7 @@ class GINCWorld(DerivedState, World):
         self._cdf_V = _cdf(self._V)
         self._cdf_S = _cdf(self._S)
         self._cdf_pi = _cdf(self._pi.reshape(self.n_concepts, E * P))
+        self._moves = _move_tables(self._cdf_V, self._cdf_S)
 
     def _property_chain(self, rng: np.random.Generator) -> np.ndarray:
         """One concept's property chain before the floor, (P, P).
@@ -366,15 +368,52 @@ class GINCWorld(DerivedState, World):
 
     def _run(self, rng: np.random.Generator, concept: np.ndarray, e0: np.ndarray, p0: np.ndarray,
              length: int) -> tuple[np.ndarray, np.ndarray]:
-        """Hidden paths (rows, length) of entities and properties from (e0, p0), one concept per row."""
+        """Hidden paths (rows, length) of entities and properties from (e0, p0), one concept per row.
+
+        Step t draws u = rng.random((2, rows)) and moves each row by inverse CDF (:func:`_draw`),
+        the entity by u[0] on V and the property by u[1] on S_θ, as a plain loop over t would
+        (the tests keep that loop as the reference). Here the uniforms of all steps come from
+        one ``rng.random((length - 1, 2, rows))``, the same numbers in the same order, leaving
+        the generator in the same state; each step's move from every possible state is read
+        from a table of u's rank among the CDF values (:func:`_move_table`, exact: the same
+        comparisons); and the two chains, independent given the uniforms, walk together in
+        about 2 sqrt(length) NumPy steps (:func:`_walk`) instead of length. One thread,
+        sample() median of 50: 11.7 -> 1.3 ms at 8x1024 (paper), 2.1 -> 0.6 ms at 32x160 (cpu).
+        """
         rows = concept.shape[0]
+        E, P, K = self.n_entities, self.n_properties, max(self.n_entities, self.n_properties)
         entity = np.empty((rows, length), dtype=np.int64)
         prop = np.empty((rows, length), dtype=np.int64)
         entity[:, 0], prop[:, 0] = e0, p0
-        for t in range(1, length):
-            u = rng.random((2, rows))
-            entity[:, t] = _draw(u[0], self._cdf_V[entity[:, t - 1]])
-            prop[:, t] = _draw(u[1], self._cdf_S[concept, prop[:, t - 1]])
+        if length < 2 or rows == 0:
+            return entity, prop
+        T = length - 1
+        u = rng.random((T, 2, rows))  # (step, chain, row): the stream of T calls rng.random((2, rows))
+        b = max(1, int(np.ceil(np.sqrt(T))))  # block length of the walk
+        nb = -(-T // b)
+        # steps in walk order (step in block, block, chain, row); padding steps (u = 0) come after
+        # the last real step, so where they lead is never read
+        ub = np.zeros((nb * b, 2, rows))
+        ub[:T] = u
+        ub = ub.reshape(nb, b, 2, rows).transpose(1, 0, 2, 3)
+        if self._moves is not None:  # every row's move from every state, one gather from the tables
+            values_V, values_S, table = self._moves
+            row = np.empty((b, nb, 2, rows), dtype=np.intp)  # the row of table of each step, chain and row
+            row[:, :, 0] = np.searchsorted(values_V, ub[:, :, 0], side="right")  # how many values <= u
+            row[:, :, 1] = np.searchsorted(values_S, ub[:, :, 1], side="right")
+            row[:, :, 1] += values_V.size + 1 + concept * (values_S.size + 1)
+            nxt = table[row.reshape(b, nb, 2 * rows)]  # (b, nb, 2 rows, K)
+        else:  # _draw's comparisons, column by column
+            nxt = np.zeros((b, nb, 2, rows, K), dtype=np.intp)  # padding columns 0, never read
+            for j in range(E):
+                nxt[:, :, 0, :, :E] += ub[:, :, 0, :, None] >= self._cdf_V[:, j]
+            cdf_S = self._cdf_S[concept]  # (rows, P, P)
+            for j in range(P):
+                nxt[:, :, 1, :, :P] += ub[:, :, 1, :, None] >= cdf_S[:, :, j]
+            nxt = nxt.reshape(b, nb, 2 * rows, K)
+        path = _walk(nxt, np.concatenate([e0, p0]))  # (nb b, 2 rows)
+        entity[:, 1:] = path[:T, :rows].T
+        prop[:, 1:] = path[:T, rows:].T
         return entity, prop
 
     def _emit(self, rng: np.random.Generator, entity: np.ndarray, prop: np.ndarray) -> np.ndarray:
@@ -435,3 +474,67 @@ def _cdf(probs: np.ndarray) -> np.ndarray:
 def _draw(u: np.ndarray, cdf: np.ndarray) -> np.ndarray:
     """One index per row by inverse CDF: u (rows,), cdf (rows, m) → int64 (rows,)."""
     return (u[:, None] >= cdf).sum(axis=1).astype(np.int64)
+
+
+
+MAX_MOVE_TABLE = 1 << 22  # entries of a _move_table; bigger chains fall back to comparing column by column
+
+
+def _move_table(cdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, table) giving :func:`_draw` from every row of the CDFs cdf (..., m, m) at once.
+
+    ``values`` (n,) are the distinct CDF values, sorted; ``table`` (..., n + 1, m) int holds, at
+    index k, the draw from each row x for a u with exactly k values <= u: count_j(cdf[..., x, j]
+    <= values[k - 1]), which equals count_j(cdf[..., x, j] <= u) = ``_draw(u, cdf[..., x])``
+    (ties included) since every CDF value <= u is <= values[k - 1] <= u.
+    """
+    values = np.unique(cdf)
+    m = cdf.shape[-1]
+    table = np.zeros(cdf.shape[:-2] + (values.size + 1, m), dtype=np.intp)
+    for j in range(m):
+        table[..., 1:, :] += cdf[..., None, :, j] <= values[:, None]  # (..., n, m)
+    return values, table
+
+
+def _move_tables(cdf_V: np.ndarray, cdf_S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The entity chain's and every property chain's :func:`_move_table` in one table.
+
+    Returns (values_V, values_S, table) with table (n_V + 1 + n_concepts (n_S + 1), K) int, K =
+    max(E, P): first V's table, then each concept's S table (columns past E or P are 0, never
+    read), so that a step of either chain is one row of it. None when it would hold more than
+    MAX_MOVE_TABLE entries (chains of hundreds of states); :meth:`GINCWorld._run` then compares.
+    """
+    values_V, values_S = np.unique(cdf_V), np.unique(cdf_S)
+    E, (C, P, _) = cdf_V.shape[0], cdf_S.shape
+    K = max(E, P)
+    n_rows = values_V.size + 1 + C * (values_S.size + 1)
+    if n_rows * K > MAX_MOVE_TABLE:
+        return None
+    table = np.zeros((n_rows, K), dtype=np.intp)
+    table[:values_V.size + 1, :E] = _move_table(cdf_V)[1]
+    table[values_V.size + 1:, :P] = _move_table(cdf_S)[1].reshape(-1, P)
+    return values_V, values_S, table
+
+
+def _walk(nxt: np.ndarray, s0: np.ndarray) -> np.ndarray:
+    """States (b nb, rows) of the walks s_{t+1} = move_t[r, s_t] from s_0 = s0 (rows,), where
+    nxt (b, nb, rows, K) int holds move_t for t = B b + j at nxt[j, B].
+
+    The sequential walk, in blocks of b steps: within every block at once, where the block's
+    first j + 1 moves lead from every possible state (b NumPy steps); then the state at each
+    block's start, block after block (nb NumPy steps); then every position in one gather.
+    """
+    b, nb, rows, K = nxt.shape
+    off = (np.arange(nb * rows) * K).reshape(nb, rows, 1)  # flat offset of each (block, row)
+    comp = np.empty_like(nxt)  # comp[j, B, r, x]: state after moves 0..j of block B from state x
+    comp[0] = nxt[0]
+    for j in range(1, b):
+        comp[j] = nxt[j].reshape(-1)[off + comp[j - 1]]
+    last = comp[b - 1].reshape(-1)
+    start = np.empty((nb, rows), dtype=np.intp)  # state before each block
+    start[0] = s0
+    ar = np.arange(rows) * K
+    for B in range(1, nb):
+        start[B] = last[(B - 1) * rows * K + ar + start[B - 1]]
+    states = np.take_along_axis(comp, np.broadcast_to(start[None, :, :, None], (b, nb, rows, 1)), axis=3)
+    return states[..., 0].transpose(1, 0, 2).reshape(nb * b, rows)
