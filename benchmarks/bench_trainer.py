@@ -1,18 +1,21 @@
-"""Training throughput of iclab's trainer against the Hugging Face ``Trainer``, and both as a
-fraction of this machine's fp32 matmul peak measured in the same run.
+"""Training cost of iclab's trainer against the Hugging Face ``Trainer`` on every study's model,
+per CPU second, and as a fraction of this machine's fp32 matmul peak measured in the same run.
 
-    tokens/s        = timed steps * batch * seq_len / timed seconds
-    FLOPs per token = 6 * N + 6 * n_layers * seq_len * d_model
+    CPU ms/step     = CPU seconds of the process (all threads) from step ``warmup`` to the last
+                      step, over those steps: the work done, which other jobs on a shared
+                      machine barely disturb
+    FLOPs per token = 6 * N + 6 * n_layers * seq * d_model per backbone token
                       (N = non-embedding parameters; Kaplan et al. 2020, training = 3 x forward;
                        the second term is the attention scores and their weighted sum)
-    fraction        = tokens/s * FLOPs per token / peak FLOP/s
+    % of peak, CPU  = FLOPs per CPU second of training / FLOPs per CPU second of the best matmul
 
-The model is the one of ``src/iclab/configs/induction-heads/<preset>.yaml`` at its largest depth
-(2-layer attention-only llama, d_model 128, 4 heads, vocabulary 64, seq 32, batch 32), built
-from the same seed for every run. Every run sees the same batches: the batch of step ``s`` is
-``batch_at(world, seed, s, B)``, which ``iclab.train.loop.train`` draws itself and which the
-Trainer reads from an ``IterableDataset`` yielding the rows of those batches in order
-(labels = input_ids; the model shifts them). Runs:
+The models are the studies' own, built from ``src/iclab/configs/<study>/<preset>.yaml`` as the
+study builds them (``study_models.largest``; ``--width`` overrides d_model), from the same seed
+for every run. Every run sees the same batches: the batch of step ``s`` is
+``batch_at(world, 0, s, B)``, which ``iclab.train.loop.train`` draws itself and which the
+Trainer reads from an ``IterableDataset`` yielding the rows of those batches in order (labels =
+input_ids with the world's loss mask as -100, the model shifts them; a vector model's
+``(xs, ys)`` go to a wrapper whose forward returns its loss). Runs:
 
 - ``iclab``: ``iclab.train.loop.train``, no probes, no checkpoints.
 - ``hf``: ``transformers.Trainer`` given iclab's optimizer (AdamW, decay on matrices only) and
@@ -21,18 +24,16 @@ Trainer reads from an ``IterableDataset`` yielding the rows of those batches in 
 - ``hf-native`` (skip with ``--no-native``): the Trainer with its own optimizer (its default,
   ``adamw_torch_fused``) and ``cosine_with_min_lr`` schedule at the same hyper-parameters: what
   a user gets out of the box.
+- with ``--compile``: ``iclab-compile`` (``train.compile: true``) and ``hf-compile`` (hf-native
+  with ``torch_compile=True``). Compilation happens in the first steps, outside the timing.
 
-Each step's start is stamped by a forward pre-hook on the model; the timed steps run from
-step ``warmup`` to the last step, so start-up, the first steps and the end of training are
-left out in both trainers alike. A run's tokens/s is ``B * T`` over its median step time (the
-CPU is shared, and a median ignores bursts of other load); the mean over the whole timed
-window is reported beside it ("elapsed"). Runs alternate (iclab, hf, hf-native, iclab, ...);
-the summary is the median over repeats, and the ratio the median of per-repeat ratios. The
-peak is the best GFLOP/s of square fp32 matmuls (before and after the runs, best of both) at
-the same thread count.
+Each step is stamped at its optimizer step (a global hook, outside any compiled graph); the
+timed steps run from step ``warmup`` to the last step, so start-up, compilation and the first
+steps are left out of every trainer alike. Runs alternate (iclab, hf, hf-native, iclab, ...);
+each figure is the median over repeats, and a ratio the median of per-repeat ratios
+(this / iclab > 1: the contender spends more CPU per step than iclab).
 
-Run: ``.venv/bin/python benchmarks/bench_trainer.py [--steps 300] [--warmup 20] [--repeats 3] [--threads 1]``
-"""
+Run: ``.venv/bin/python benchmarks/bench_trainer.py [--studies ...] [--width 256] [--compile] [--steps 300] [--repeats 3]``"""
 
 from __future__ import annotations
 
@@ -55,10 +56,12 @@ import transformers
 from torch.utils.data import IterableDataset
 from transformers import PrinterCallback, Trainer, TrainingArguments
 
-from iclab.config import TrainConfig, load_config
-from iclab.models.build import build_model, n_params
-from iclab.studies.induction_heads import InductionHeadsConfig
-from iclab.train.batches import batch_at
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+from study_models import TRAINING_STUDIES, flops_per_token, largest, model_seq
+
+from iclab.config import TrainConfig
+from iclab.train.batches import batch_at, host_tensors, tokens_in
 from iclab.train.loop import make_optimizer, train
 from iclab.train.schedule import get_lr
 
@@ -92,6 +95,37 @@ def matmul_peak(sizes=(256, 512, 1024, 2048)) -> dict:
             "peak_per_cpu_s": max(c for _, c in by_size.values())}
 
 
+# ---------------------------------------------------------------- the models
+
+@dataclass
+class Setup:
+    """A study's largest model (``study_models.largest``) at a preset, ready to time: ``make_model``
+    builds it afresh (same seed), ``seq`` is the length the backbone reads (two tokens a point for
+    a vector model)."""
+
+    name: str
+    make_model: object
+    world: object
+    tcfg: TrainConfig
+    seq: int
+    vector: bool
+    layers: int
+    d_model: int
+    flops_per_token: int
+
+
+def setup(study: str, preset: str, width: int | None) -> Setup:
+    if width is not None and study == "icg-generalization":
+        raise SystemExit("--width: icg-generalization's model is a named size (model.size), not a d_model")
+    trainee, model = largest(study, preset, {"model.d_model": width} if width else {})
+    batch = batch_at(trainee.world, 0, 0, 1)
+    seq = model_seq(batch)
+    cfg = getattr(model, "backbone", model).config
+    return Setup(f"{study} {preset}" + (f", width {width}" if width else ""), trainee.build, trainee.world,
+                 trainee.train, seq, hasattr(model, "backbone"), cfg.num_hidden_layers, cfg.hidden_size,
+                 int(flops_per_token(model, seq)[0]))
+
+
 # ---------------------------------------------------------------- the trainers
 
 @dataclass
@@ -99,16 +133,16 @@ class Run:
     """One training run: the start time of every step, the loss of every step."""
 
     trainer: str
-    stamps: list[float] = field(default_factory=list)  # perf_counter at the start of each forward
+    stamps: list[float] = field(default_factory=list)  # perf_counter at the start of each optimizer step
     cpu_stamps: list[float] = field(default_factory=list)  # process_time (all threads) at the same moments
     losses: list[float] = field(default_factory=list)
     first_last_inputs: list[torch.Tensor] = field(default_factory=list)
     threads_seen: int = 0
-    wall_s: float = 0.0  # the whole train() call, start-up included
+    wall_s: float = 0.0  # the whole train() call, start-up (and compilation) included
     optimizer: str = "AdamW (iclab make_optimizer)"
 
     def timed(self, warmup: int) -> tuple[int, float]:
-        """(steps, seconds) from the start of step ``warmup`` to the start of the last step."""
+        """(steps, seconds) from step ``warmup`` to the last step."""
         return len(self.stamps) - 1 - warmup, self.stamps[-1] - self.stamps[warmup]
 
     def median_step_s(self, warmup: int) -> float:
@@ -119,49 +153,79 @@ class Run:
         return (self.cpu_stamps[-1] - self.cpu_stamps[warmup]) / (len(self.cpu_stamps) - 1 - warmup)
 
 
-def stamp_steps(model: torch.nn.Module, run: Run, steps: int):
-    """A forward pre-hook that stamps each step and keeps the inputs of the first and last step."""
-    def hook(module, args, kwargs):
+def stamp_steps(model: torch.nn.Module, run: Run, steps: int, inputs: bool):
+    """Stamp each step at its optimizer step (a global hook: it sees the Trainer's AdamW too, and it
+    stays outside a compiled graph); with ``inputs``, a forward pre-hook keeps the first and last
+    step's inputs (not on compiled runs, where a hook would be traced)."""
+    def on_step(opt, args, kwargs):
         run.stamps.append(time.perf_counter())
         run.cpu_stamps.append(time.process_time())
-        if len(run.stamps) in (1, steps):
-            run.first_last_inputs.append(kwargs["input_ids"].detach().clone())
-            run.threads_seen = torch.get_num_threads()
-    return model.register_forward_pre_hook(hook, with_kwargs=True)
+        run.threads_seen = torch.get_num_threads()
+
+    def on_forward(module, args, kwargs):
+        if len(run.stamps) in (0, steps - 1) and module.training:
+            x = kwargs.get("input_ids", kwargs.get("xs", args[0] if args else None))
+            run.first_last_inputs.append(x.detach().clone())
+    handles = [register_optimizer_step_pre_hook(on_step)]
+    if inputs:
+        handles.append(model.register_forward_pre_hook(on_forward, with_kwargs=True))
+    return handles
 
 
-def run_iclab(cfg: InductionHeadsConfig, tcfg: TrainConfig, depth: int) -> Run:
-    model = build_model(cfg.model.model_copy(update={"n_layers": depth}), cfg.world.vocab_size, seed=cfg.seed + depth)
-    run = Run("iclab")
-    handle = stamp_steps(model, run, tcfg.steps)
+def run_iclab(st: Setup, tcfg: TrainConfig, compiled: bool = False) -> Run:
+    model = st.make_model()
+    run = Run("iclab-compile" if compiled else "iclab")
+    handles = stamp_steps(model, run, tcfg.steps, inputs=not compiled)
     t0 = time.perf_counter()
-    result = train(model, cfg.world, tcfg, data_seed=cfg.seed, ckpt_dir=None, probe=None)
+    result = train(model, st.world, tcfg.model_copy(update={"compile": compiled}), data_seed=0, ckpt_dir=None,
+                   probe=None)
     run.wall_s = time.perf_counter() - t0
-    handle.remove()
+    for h in handles:
+        h.remove()
     run.losses = result.losses
     return run
 
 
 class StepBatches(IterableDataset):
-    """The rows of ``batch_at(world, seed, s, B)`` for s = 0, 1, ..., in order, as
-    ``{"input_ids", "labels"}``: a DataLoader with batch size B rebuilds exactly those batches."""
+    """The rows of ``batch_at(world, 0, s, B)`` for s = 0, 1, ..., in order: a DataLoader with batch
+    size B rebuilds exactly those batches. Token worlds give ``input_ids`` and ``labels`` (the
+    model shifts them; a position the world's ``loss_mask`` leaves out is -100, which is iclab's
+    masked mean); vector worlds give ``xs`` and ``ys``."""
 
-    def __init__(self, world, seed: int, steps: int, batch_size: int):
-        self.world, self.seed, self.steps, self.batch_size = world, seed, steps, batch_size
+    def __init__(self, world, steps: int, batch_size: int):
+        self.world, self.steps, self.batch_size = world, steps, batch_size
 
     def __iter__(self):
         for step in range(self.steps):
-            tokens = torch.from_numpy(batch_at(self.world, self.seed, step, self.batch_size).tokens)  # (B, T)
-            for row in tokens:  # (T,)
-                yield {"input_ids": row, "labels": row}
+            batch = host_tensors(batch_at(self.world, 0, step, self.batch_size))
+            if "xs" in batch:
+                for x, y in zip(batch["xs"], batch["ys"]):
+                    yield {"xs": x, "ys": y}
+                continue
+            tokens = batch["tokens"]  # (B, T)
+            labels = tokens.masked_fill(~batch["loss_mask"], -100) if "loss_mask" in batch else tokens
+            for row, lab in zip(tokens, labels):  # (T,)
+                yield {"input_ids": row, "labels": lab}
 
 
-def run_hf(cfg: InductionHeadsConfig, tcfg: TrainConfig, depth: int, native: bool) -> Run:
-    model = build_model(cfg.model.model_copy(update={"n_layers": depth}), cfg.world.vocab_size, seed=cfg.seed + depth)
-    run = Run("hf-native" if native else "hf")
+class VectorLoss(nn.Module):
+    """A vector model as the Trainer wants it: ``forward(xs, ys)`` returns ``{"loss": ...}``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, xs, ys):
+        return {"loss": self.model.loss(xs, ys)}
+
+
+def run_hf(st: Setup, tcfg: TrainConfig, native: bool, compiled: bool = False) -> Run:
+    model = st.make_model()
+    run = Run("hf-compile" if compiled else "hf-native" if native else "hf")
     common = dict(max_steps=tcfg.steps, per_device_train_batch_size=tcfg.batch_size, max_grad_norm=tcfg.grad_clip,
-                  use_cpu=True, seed=cfg.seed, eval_strategy="no", save_strategy="no", logging_strategy="no",
-                  report_to=[], disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False)
+                  use_cpu=True, seed=0, eval_strategy="no", save_strategy="no", logging_strategy="no",
+                  report_to=[], disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False,
+                  torch_compile=compiled)
     if native:  # the Trainer's own optimizer (default ``optim``) and schedule, same hyper-parameters
         optimizers = (None, None)
         hyper = dict(learning_rate=tcfg.lr, weight_decay=tcfg.weight_decay, adam_beta1=tcfg.betas[0],
@@ -170,22 +234,26 @@ def run_hf(cfg: InductionHeadsConfig, tcfg: TrainConfig, depth: int, native: boo
     else:  # iclab's optimizer and schedule: identical maths
         opt = make_optimizer(model, tcfg)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: get_lr(s, tcfg.lr, tcfg.warmup, tcfg.steps, tcfg.min_lr_ratio) / tcfg.lr)
+            opt, lambda s: get_lr(s, tcfg.lr, tcfg.warmup, tcfg.steps, tcfg.min_lr_ratio, tcfg.decay_steps) / tcfg.lr)
         optimizers, hyper = (opt, sched), {}
     losses: list[torch.Tensor] = []
-    h_loss = model.register_forward_hook(lambda m, a, out: losses.append(out.loss.detach()))
-    handle = stamp_steps(model, run, tcfg.steps)
+    trained = VectorLoss(model) if st.vector else model
+    h_loss = None if compiled else trained.register_forward_hook(  # a hook in a compiled graph would be traced
+        lambda m, a, out: losses.append((out["loss"] if isinstance(out, dict) else out.loss).detach()))
+    handles = stamp_steps(model, run, tcfg.steps, inputs=not compiled)
     with tempfile.TemporaryDirectory() as out_dir:
         args = TrainingArguments(output_dir=out_dir, **common, **hyper)
-        trainer = Trainer(model=model, args=args, optimizers=optimizers,
-                          train_dataset=StepBatches(cfg.world, cfg.seed, tcfg.steps, tcfg.batch_size))
+        trainer = Trainer(model=trained, args=args, optimizers=optimizers,
+                          train_dataset=StepBatches(st.world, tcfg.steps, tcfg.batch_size))
         trainer.remove_callback(PrinterCallback)  # it prints the end-of-training metrics even with logging off
         t0 = time.perf_counter()
         trainer.train()
         run.wall_s = time.perf_counter() - t0
-    handle.remove()
-    h_loss.remove()
-    run.losses = torch.stack(losses).tolist()
+    for h in handles:
+        h.remove()
+    if h_loss is not None:
+        h_loss.remove()
+    run.losses = torch.stack(losses).tolist() if losses else []
     opt = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate wraps it
     run.optimizer = f"{type(opt).__name__} (fused={opt.defaults.get('fused')}, foreach={opt.defaults.get('foreach')})"
     return run
@@ -193,14 +261,73 @@ def run_hf(cfg: InductionHeadsConfig, tcfg: TrainConfig, depth: int, native: boo
 
 # ---------------------------------------------------------------- main
 
+LABELS = {"iclab": "iclab `train`", "hf": "HF `Trainer`, iclab's AdamW + schedule",
+          "hf-native": "HF `Trainer`, its own fused AdamW + cosine",
+          "iclab-compile": "iclab `train`, `train.compile: true`",
+          "hf-compile": "HF `Trainer`, its own, `torch_compile=True`"}
+
+
+def bench_setup(st: Setup, args, trainers: list[str]) -> dict:
+    """Every trainer on ``st``, alternating, ``args.repeats`` times; the summary of each."""
+    tcfg = st.tcfg.model_copy(update={"steps": args.steps, "eval_every": args.steps + 1, "ckpt_every": args.steps + 1,
+                                      "device": "cpu", "precision": "fp32", "log_every": args.steps})
+    B = tcfg.batch_size
+    tokens = tokens_in(batch_at(st.world, 0, 0, B))  # per step (tokens, or points of a vector world)
+    runs: dict[str, list[Run]] = {name: [] for name in trainers}
+    for r in range(args.repeats):
+        for name in trainers:
+            if name.startswith("iclab"):
+                run = run_iclab(st, tcfg, compiled=name == "iclab-compile")
+            else:
+                run = run_hf(st, tcfg, native=name != "hf", compiled=name == "hf-compile")
+            assert len(run.stamps) == args.steps, (name, len(run.stamps))
+            runs[name].append(run)
+            print(f"{st.name}  repeat {r + 1}/{args.repeats}  {name:<13} median step "
+                  f"{1e3 * run.median_step_s(args.warmup):.2f} ms, {1e3 * run.cpu_s_per_step(args.warmup):.2f} CPU "
+                  f"ms/step, whole run {run.wall_s:.1f} s, load {os.getloadavg()[0]:.2f}"
+                  + (f", final loss {run.losses[-1]:.4f}" if run.losses else ""), flush=True)
+    ref = runs["iclab"][0]
+    checked = [run for rs in runs.values() for run in rs if run.first_last_inputs]
+    same_batches = all(len(run.first_last_inputs) == 2 and all(torch.equal(a, b) for a, b in
+                       zip(run.first_last_inputs, ref.first_last_inputs)) for run in checked)
+    summary = {}
+    for name, rs in runs.items():
+        med_step = statistics.median(run.median_step_s(args.warmup) for run in rs)
+        cpu = [run.cpu_s_per_step(args.warmup) for run in rs]
+        losses = [np.array(run.losses) for run in rs if run.losses]
+        summary[name] = {
+            "tokens_per_s": tokens / med_step, "ms_per_step": 1e3 * med_step,
+            "cpu_ms_per_step": 1e3 * statistics.median(cpu), "cpu_ms_per_step_all": [1e3 * c for c in cpu],
+            "tokens_per_cpu_s": tokens / statistics.median(cpu),
+            "wall_s_all": [run.wall_s for run in rs], "threads_seen": rs[0].threads_seen,
+            "optimizer": rs[0].optimizer,
+            "final_loss": float(losses[0][-1]) if losses else None,
+            "max_abs_loss_diff_vs_iclab": (float(np.max(np.abs(losses[0] - np.array(ref.losses))))
+                                           if losses else None),
+        }
+    for name in trainers:  # > 1: the contender spends more CPU per step than iclab
+        ratios = [b / a for a, b in zip(summary["iclab"]["cpu_ms_per_step_all"], summary[name]["cpu_ms_per_step_all"])]
+        summary[name]["cpu_ratio_this_over_iclab"] = statistics.median(ratios)
+        summary[name]["cpu_ratio_this_over_iclab_all"] = ratios
+    return {"setup": st.name, "batch": B, "tokens_per_step": tokens, "seq": st.seq,
+            "backbone_tokens_per_step": tokens * (2 if st.vector else 1),  # a vector model reads x and y
+            "layers": st.layers, "d_model": st.d_model, "flops_per_token": st.flops_per_token,
+            "same_batches": same_batches, "summary": summary}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--studies", nargs="+", default=list(TRAINING_STUDIES), choices=TRAINING_STUDIES,
+                    metavar="STUDY", help="studies whose models are trained (default: every study that trains)")
+    ap.add_argument("--preset", default="cpu", help="the studies' preset (default cpu)")
+    ap.add_argument("--width", type=int, default=None, help="override every model's d_model (e.g. 256)")
     ap.add_argument("--steps", type=int, default=300, help="optimizer steps per run (default 300)")
     ap.add_argument("--warmup", type=int, default=20, help="first steps left out of the timing (default 20)")
     ap.add_argument("--repeats", type=int, default=3, help="alternating repeats of every trainer (default 3)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads, for the peak too (default 1)")
-    ap.add_argument("--preset", default="cpu", help="induction-heads preset (default cpu)")
     ap.add_argument("--no-native", action="store_true", help="skip the Trainer with its own optimizer")
+    ap.add_argument("--compile", action="store_true", help="also iclab with train.compile and the Trainer with "
+                    "torch_compile=True (each run compiles first, outside the timed steps)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/trainer.json"))
     args = ap.parse_args()
     if args.steps < args.warmup + 3:
@@ -208,115 +335,40 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
-    cfg = load_config(InductionHeadsConfig, "induction-heads", args.preset)
-    depth = max(cfg.layers)
-    tcfg = cfg.train.model_copy(update={"steps": args.steps, "eval_every": args.steps + 1,
-                                        "ckpt_every": args.steps + 1, "device": "cpu", "precision": "fp32"})
-    B, T = tcfg.batch_size, cfg.world.seq_len
-    model = build_model(cfg.model.model_copy(update={"n_layers": depth}), cfg.world.vocab_size, seed=cfg.seed + depth)
-    n_ne = n_params(model, non_embedding=True)
-    flops_per_token = 6 * n_ne + 6 * depth * T * cfg.model.d_model
-    unembed_flops = 6 * cfg.model.d_model * cfg.world.vocab_size  # not in the formula; reported beside it
-    t0 = time.perf_counter()
-    for s in range(200):
-        batch_at(cfg.world, cfg.seed, s, B)
-    batch_us = (time.perf_counter() - t0) / 200 * 1e6
-
-    shape = (B * T, cfg.model.d_model, cfg.model.d_model)  # a projection of this model: (B*T, C) @ (C, C)
-    peak_before, shape_before = matmul_peak(), matmul_gflops(*shape)
     trainers = ["iclab", "hf"] + ([] if args.no_native else ["hf-native"])
-    runs: dict[str, list[Run]] = {name: [] for name in trainers}
-    for r in range(args.repeats):
-        for name in trainers:
-            if name == "iclab":
-                run = run_iclab(cfg, tcfg, depth)
-            else:
-                run = run_hf(cfg, tcfg, depth, native=name == "hf-native")
-            assert len(run.stamps) == args.steps, (name, len(run.stamps))
-            steps, secs = run.timed(args.warmup)
-            runs[name].append(run)
-            print(f"repeat {r + 1}/{args.repeats}  {name:<9} median step {1e3 * run.median_step_s(args.warmup):.2f} ms"
-                  f"  ({steps * B * T / secs:,.0f} tok/s elapsed, {1e3 * run.cpu_s_per_step(args.warmup):.2f} CPU ms"
-                  f"/step)  load {os.getloadavg()[0]:.2f}  final loss {run.losses[-1]:.4f}",
-                  flush=True)
-    peak_after, shape_after = matmul_peak(), matmul_gflops(*shape)
-    peak = max(peak_before["peak"], peak_after["peak"])
+    trainers += ["iclab-compile", "hf-compile"] if args.compile else []
+    peak_before = matmul_peak()
+    results = [bench_setup(setup(study, args.preset, args.width), args, trainers) for study in args.studies]
+    peak_after = matmul_peak()
     peak_cpu = max(peak_before["peak_per_cpu_s"], peak_after["peak_per_cpu_s"])
-    shape_gflops = max(shape_before[0], shape_after[0])
 
-    ref = runs["iclab"][0]
-    same_batches = all(torch.equal(a, b) for rs in runs.values() for run in rs
-                       for a, b in zip(run.first_last_inputs, ref.first_last_inputs))
-    summary = {}
-    for name, rs in runs.items():
-        tok_s = [B * T / run.median_step_s(args.warmup) for run in rs]  # robust to bursts of other load
-        tok_s_elapsed = [s * B * T / secs for s, secs in (run.timed(args.warmup) for run in rs)]
-        med = statistics.median(tok_s)
-        summary[name] = {
-            "tokens_per_s": med, "tokens_per_s_all": tok_s,
-            "tokens_per_s_elapsed": statistics.median(tok_s_elapsed), "tokens_per_s_elapsed_all": tok_s_elapsed,
-            "ms_per_step": 1e3 * B * T / med, "wall_s_all": [run.wall_s for run in rs],
-            "cpu_ms_per_step": 1e3 * statistics.median(run.cpu_s_per_step(args.warmup) for run in rs),
-            "cpu_ms_per_step_all": [1e3 * run.cpu_s_per_step(args.warmup) for run in rs],
-            "gflops": med * flops_per_token / 1e9, "fraction_of_peak": med * flops_per_token / 1e9 / peak,
-            # FLOPs per CPU second of training against FLOPs per CPU second of the best matmul: how well
-            # the CPU time is used, whatever share of the cores other processes took
-            "fraction_of_peak_cpu": B * T * flops_per_token / 1e9 / statistics.median(
-                run.cpu_s_per_step(args.warmup) for run in rs) / peak_cpu,
-            "final_loss": rs[0].losses[-1], "mean_loss_last_50": float(np.mean(rs[0].losses[-50:])),
-            "threads_seen": rs[0].threads_seen, "optimizer": rs[0].optimizer,
-            "max_abs_loss_diff_vs_iclab": float(np.max(np.abs(np.array(rs[0].losses) - np.array(ref.losses)))),
-        }
-    for name in trainers[1:]:
-        for key in ("", "_elapsed"):
-            ratios = [a / b for a, b in zip(summary["iclab"][f"tokens_per_s{key}_all"],
-                                            summary[name][f"tokens_per_s{key}_all"])]
-            summary[name][f"ratio_iclab_over_this{key}"] = statistics.median(ratios)
-            summary[name][f"ratio_iclab_over_this{key}_all"] = ratios
-        ratios = [b / a for a, b in zip(summary["iclab"]["cpu_ms_per_step_all"], summary[name]["cpu_ms_per_step_all"])]
-        summary[name]["cpu_ratio_this_over_iclab"] = statistics.median(ratios)
-
-    timed_steps = args.steps - 1 - args.warmup
-    print(f"\nmodel: {depth}-layer attention-only {cfg.model.family}, d_model {cfg.model.d_model}, "
-          f"{cfg.model.n_heads} heads, vocab {cfg.world.vocab_size}, seq {T}, batch {B}; "
-          f"non-embedding params {n_ne:,}; FLOPs/token = 6*{n_ne:,} + 6*{depth}*{T}*{cfg.model.d_model} "
-          f"= {flops_per_token:,}")
-    print(f"fp32 matmul peak ({args.threads} thread(s)): {peak:.1f} GFLOP/s "
-          f"(before {peak_before['peak']:.1f}, after {peak_after['peak']:.1f}); per CPU second {peak_cpu:.1f}; "
-          f"({B * T}x{cfg.model.d_model})@({cfg.model.d_model}x{cfg.model.d_model}): {shape_gflops:.1f} GFLOP/s")
-    print(f"batch_at: {batch_us:.0f} us per batch; same batches in every run: {same_batches}")
-    for name in trainers:
-        s = summary[name]
-        print(f"{name:<9} {s['tokens_per_s']:>7,.0f} tok/s (median step; {s['tokens_per_s_elapsed']:,.0f} elapsed), "
-              f"{s['cpu_ms_per_step']:.2f} CPU ms/step  "
-              f"final loss {s['final_loss']:.4f}  mean of last 50 {s['mean_loss_last_50']:.4f}  "
-              f"max |loss - iclab loss| over steps {s['max_abs_loss_diff_vs_iclab']:.2e}  optimizer {s['optimizer']}")
-    print("\n| date | threads | trainer | tok/s | iclab / this | CPU ms/step | CPU ratio this / iclab "
-          "| peak GFLOP/s | % of peak | % of peak, CPU time | final loss |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    labels = {"iclab": "iclab `train`", "hf": "HF `Trainer`, iclab's AdamW + schedule",
-              "hf-native": "HF `Trainer`, its own fused AdamW + cosine"}
-    for name in trainers:
-        s = summary[name]
-        ratio = f"{s['ratio_iclab_over_this']:.2f}" if name != "iclab" else "1"
-        cpu_ratio = f"{s['cpu_ratio_this_over_iclab']:.2f}" if name != "iclab" else "1"
-        print(f"| {dt.date.today()} | {args.threads} | {labels[name]} | {s['tokens_per_s']:,.0f} | {ratio} "
-              f"| {s['cpu_ms_per_step']:.1f} | {cpu_ratio} | {peak:.0f} | {100 * s['fraction_of_peak']:.1f}% "
-              f"| {100 * s['fraction_of_peak_cpu']:.1f}% | {s['final_loss']:.4f} |")
+    print(f"\nfp32 matmul peak per CPU second ({args.threads} thread(s)): {peak_cpu:.1f} GFLOP/s; "
+          f"{args.steps - 1 - args.warmup} timed steps a run, {args.repeats} repeats")
+    print("\n| model | batch × seq | FLOPs/token | trainer | CPU ms/step | CPU ratio this / iclab "
+          "| % of peak, CPU time | final loss |")
+    print("|---|---|---|---|---|---|---|---|")
+    for res in results:
+        for i, name in enumerate(trainers):
+            s = res["summary"][name]
+            s["fraction_of_peak_cpu"] = res["backbone_tokens_per_step"] * res["flops_per_token"] / 1e9 / (
+                s["cpu_ms_per_step"] / 1e3) / peak_cpu
+            head = (f"| {res['setup']} ({res['layers']} layers, width {res['d_model']}) | "
+                    f"{res['batch']} × {res['seq']} | {res['flops_per_token']:,} |") if i == 0 else "| | | |"
+            loss = f"{s['final_loss']:.4f}" if s["final_loss"] is not None else "–"
+            print(f"{head} {LABELS[name]} | {s['cpu_ms_per_step']:.1f} | {s['cpu_ratio_this_over_iclab']:.2f} "
+                  f"| {100 * s['fraction_of_peak_cpu']:.1f}% | {loss} |")
+    for res in results:
+        diffs = {n: res["summary"][n]["max_abs_loss_diff_vs_iclab"] for n in trainers}
+        print(f"{res['setup']}: same batches in every run: {res['same_batches']}; max |loss - iclab loss|: "
+              + ", ".join(f"{n} {d:.1e}" for n, d in diffs.items() if d is not None))
 
     out = {
         "date": str(dt.date.today()), "args": {k: str(v) for k, v in vars(args).items()},
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "torch": torch.__version__,
                     "transformers": transformers.__version__},
-        "model": {"layers": depth, "d_model": cfg.model.d_model, "heads": cfg.model.n_heads,
-                  "vocab": cfg.world.vocab_size, "seq_len": T, "batch": B, "non_embedding_params": n_ne,
-                  "params": n_params(model), "flops_per_token": flops_per_token,
-                  "flops_formula": "6*N_non_embedding + 6*n_layers*seq_len*d_model",
-                  "unembedding_flops_per_token_not_counted": unembed_flops},
-        "peak_gflops": peak, "peak_gflops_per_cpu_s": peak_cpu, "peak_before": peak_before, "peak_after": peak_after,
-        "model_shaped_matmul_gflops": shape_gflops, "batch_at_us": batch_us,
-        "load_average": os.getloadavg(), "timed_steps": timed_steps, "same_batches": same_batches, "summary": summary,
+        "peak_gflops_per_cpu_s": peak_cpu, "peak_before": peak_before, "peak_after": peak_after,
+        "load_average": os.getloadavg(), "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))

@@ -63,8 +63,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from iclab.models.build import n_params
-from iclab.studies import get_study
+from study_models import Trainee, flops_per_token, model_seq, trainees
+
 from iclab.train.batches import batch_at, host_tensors, loss_on_batch, tokens_in
 from iclab.train.loop import make_optimizer
 from iclab.worlds.base import VectorBatch
@@ -85,17 +85,6 @@ PRESETS: dict[str, list[tuple[str, dict]]] = {
     "task-vectors": [("cpu", {}), ("cpu-long", {}), ("paper", {})],
     "regression-icl": [("cpu", {}), ("sparse", {}), ("tree", {}), ("paper", {})],
 }
-
-
-@dataclass
-class Trainee:
-    """One model a study trains and the world it trains on."""
-
-    label: str
-    world: object
-    build: Callable[[], nn.Module]
-    train: object  # TrainConfig
-    seed: int  # the data seed: the study trains with data_seed = cfg.seed
 
 
 @dataclass
@@ -126,45 +115,6 @@ class Row:
         self.ratio_cpu = self.sample_rate / self.train_rate
         self.ratio_gpu_estimate = self.sample_rate / self.gpu_rate_estimate
         self.gpu_step_s_estimate = self.units / self.gpu_rate_estimate
-
-
-# ---------------------------------------------------------------- what each study trains
-
-def trainees(study: str, preset: str, overrides: dict) -> list[Trainee]:
-    """The models ``study`` trains at ``preset``, built as its ``measure`` builds them."""
-    from iclab.models.build import build_model
-    from iclab.models.lstm import build_lstm
-    from iclab.models.vector import VectorModel
-
-    cfg = get_study(study).load_config(preset, overrides)
-    s = cfg.seed
-
-    def made(label: str, world, build: Callable[[], nn.Module]) -> Trainee:
-        return Trainee(label, world, build, cfg.train, s)
-
-    if study == "induction-heads":
-        depths = sorted({min(cfg.layers), max(cfg.layers)})  # the fastest and the slowest consumer
-        return [made(f"L{d}", cfg.world, lambda d=d: build_model(cfg.model.model_copy(update={"n_layers": d}),
-                                                                 cfg.world.vocab_size, seed=s + d))
-                for d in depths]
-    if study == "icg-generalization":
-        return [made(cfg.model.label, cfg.world, lambda: build_model(cfg.model.spec(), cfg.world.vocab_size, seed=s))]
-    if study == "graph-tracing":
-        return [made("model", cfg.pretrain, lambda: build_model(cfg.model, cfg.pretrain.vocab_size, seed=s))]
-    if study == "bayesian-icl":
-        out = [made(cfg.model.family, cfg.world, lambda: build_model(cfg.model, cfg.world.vocab_size, seed=s))]
-        if cfg.lstm is not None:  # its own lr does not change a step's cost
-            out.append(made("lstm", cfg.world, lambda: build_lstm(cfg.lstm.spec(), cfg.world.vocab_size, seed=s)))
-        return out
-    if study == "data-properties":
-        return [made(f"p_bursty={p}", cfg.world_at(p), lambda: build_model(cfg.model, cfg.world.vocab_size, seed=s))
-                for p in cfg.p_bursty_values()]
-    if study == "label-semantics":
-        return [made("trained", cfg.world, lambda: build_model(cfg.model, cfg.world.vocab_size, seed=s))]
-    if study in ("task-vectors", "regression-icl"):
-        world = cfg.world.build() if study == "regression-icl" else cfg.world
-        return [made("transformer", world, lambda: VectorModel(cfg.model, world.dim, seed=s))]
-    raise ValueError(f"no trainees known for study {study!r}")
 
 
 def steps_measured(trainee: Trainee) -> list[int]:
@@ -199,28 +149,8 @@ def time_sampling(trainee: Trainee, step: int, min_seconds: float) -> tuple[floa
                       min_seconds)
 
 
-def model_seq(batch) -> int:
-    """Tokens per sequence the model sees: a vector model interleaves x and y."""
-    return 2 * batch.xs.shape[1] if isinstance(batch, VectorBatch) else batch.tokens.shape[1]
-
-
 def shape_of(batch) -> str:
     return "x".join(map(str, (batch.xs.shape if isinstance(batch, VectorBatch) else batch.tokens.shape)))
-
-
-def flops_per_token(model: nn.Module, seq: int) -> tuple[float, int]:
-    """(6 N + 6 n_layers seq d_model, N): training FLOPs per model token and the non-embedding
-    parameters N. A VectorModel's read-in and read-out count in N; an LSTM has no attention term."""
-    backbone = getattr(model, "backbone", model)
-    n = n_params(backbone, non_embedding=True)
-    if backbone is not model:
-        n += sum(p.numel() for name, p in model.named_parameters() if not name.startswith("backbone."))
-    cfg = backbone.config
-    layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None)
-    if getattr(cfg, "model_type", "") == "iclab-lstm" or layers is None:
-        return 6.0 * n, n
-    d = getattr(cfg, "hidden_size", None) or cfg.n_embd
-    return 6.0 * n + 6.0 * layers * seq * d, n
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, tensors: dict, grad_clip: float) -> None:

@@ -10,6 +10,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_worlds.py"
 
 
 def load_script():
+    sys.path.insert(0, str(SCRIPT.parent))  # as when run: the script's folder holds study_models.py
     spec = importlib.util.spec_from_file_location("bench_worlds", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
