@@ -100,9 +100,10 @@ class TrainConfig(Frozen):
         "auto" is bf16 autocast on a GPU and fp32 on the CPU, where bf16 is many times slower.
     compile : bool or "auto", default "auto"
         ``torch.compile`` the training loss (:mod:`iclab.train.compiled`): on the CPU a step of
-        the studies' cpu models then takes 0.7-0.8x the CPU time, after 5-30 s of compiling.
-        "auto" compiles runs of at least 1,000 steps, and trains eager, saying so in one line,
-        where compiling fails (e.g. no C++ compiler).
+        the studies' cpu models then takes 0.67-0.80x the CPU time, after 5-30 s of compiling,
+        and the numbers differ from eager ones by rounding. "auto" compiles on a GPU and trains
+        eager on the CPU (the presets' documented numbers were measured eager); where compiling
+        fails, "auto" trains eager and says so in one line, True raises.
     """
 
     steps: int = Field(2000, ge=1, le=MAX_STEPS)

@@ -195,11 +195,12 @@ def test_compile_trains_the_same_model_and_compiles_the_vector_models_loss_too()
         np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-5)
 
 
-def test_compile_auto_compiles_long_runs_only_and_falls_back_to_eager_when_compiling_fails(monkeypatch):
+def test_compile_auto_compiles_on_a_gpu_only_and_falls_back_to_eager_when_compiling_fails(monkeypatch):
     from iclab.train import compiled as compiled_mod
 
-    assert [compiled_mod.wants_compile(s, n) for s, n in
-            [("auto", 999), ("auto", 1000), (True, 5), (False, 10**6)]] == [False, True, True, False]
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert [compiled_mod.wants_compile(s, d) for s, d in
+            [("auto", cpu), ("auto", gpu), (True, cpu), (False, gpu)]] == [False, True, True, False]
 
     def broken_compile(fn, **kwargs):
         def run(batch):
@@ -214,17 +215,17 @@ def test_compile_auto_compiles_long_runs_only_and_falls_back_to_eager_when_compi
         calls.append(batch)
         return torch.tensor(float(batch["x"]))
 
-    fn = compiled_mod.compiled_loss(loss, "auto", 1000, said.append)
+    fn = compiled_mod.compiled_loss(loss, "auto", gpu, said.append)
     assert [fn({"x": i}).item() for i in range(3)] == [0.0, 1.0, 2.0]  # eager from the first step on
     assert len(calls) == 3 and len(said) == 2 and "training eager" in said[1] and "InvalidCxxCompiler" in said[1]
     with pytest.raises(RuntimeError, match="InvalidCxxCompiler"):  # asked for by name: the failure is raised
-        compiled_mod.compiled_loss(loss, True, 10, said.append)({"x": 0})
+        compiled_mod.compiled_loss(loss, True, cpu, said.append)({"x": 0})
 
     def faulty(batch):  # the model's own error is raised, not hidden behind a fallback
         raise ValueError("xs must have shape (batch, points, 8)")
 
     with pytest.raises(ValueError, match="xs must have shape"):
-        compiled_mod.compiled_loss(faulty, "auto", 1000, said.append)({"x": 0})
+        compiled_mod.compiled_loss(faulty, "auto", gpu, said.append)({"x": 0})
 
 
 def test_a_compiled_run_resumed_past_a_change_of_shape_gives_the_uninterrupted_runs_numbers(tmp_path):

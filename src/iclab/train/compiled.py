@@ -3,7 +3,7 @@
 Compiling the whole loss (forward and cross-entropy, or a vector model's squared error) fuses
 the elementwise work around the matmuls (norms, rotary, softmax, the loss), which on the CPU
 is a large share of a small model's step: measured on the studies' cpu models, a compiled
-step takes 0.7-0.8x the CPU time of an eager one after 5-30 s of compiling
+step takes 0.67-0.80x the CPU time of an eager one, after 5-30 s of compiling
 (``benchmarks/README.md``, "Trainer"). The numbers differ from eager ones by float rounding
 only (about 1e-6 in the loss of a step); the same seed on the same machine gives the same
 numbers, and a resumed run those of the run it continues (one static graph per batch shape).
@@ -15,33 +15,31 @@ from collections.abc import Callable
 
 import torch
 
-# A run this long repays compiling (5-30 s) by a margin on the cpu models (2-30 ms a step saved)
-AUTO_MIN_STEPS = 1000
-
 # Shapes a run may compile for: a curriculum's batch shapes, and the last batch of a resumed run
 RECOMPILE_LIMIT = 64
 
 Loss = Callable[[dict], torch.Tensor]
 
 
-def wants_compile(setting: bool | str, steps: int) -> bool:
-    """Whether ``train.compile = setting`` compiles a run of ``steps`` steps: True and False say
-    so; "auto" compiles a run of at least :data:`AUTO_MIN_STEPS` steps."""
+def wants_compile(setting: bool | str, device: torch.device) -> bool:
+    """Whether ``train.compile = setting`` compiles on ``device``: True and False say so; "auto"
+    compiles on a GPU, the usual fast path there, and not on the CPU, where it would change (by
+    rounding) the numbers every preset's documentation quotes, all measured eager."""
     if setting == "auto":
-        return steps >= AUTO_MIN_STEPS
+        return device.type == "cuda"
     return bool(setting)
 
 
-def compiled_loss(loss: Loss, setting: bool | str, steps: int, say: Callable[[str], None]) -> Loss:
-    """``loss`` compiled as ``train.compile = setting`` asks for a run of ``steps`` steps.
+def compiled_loss(loss: Loss, setting: bool | str, device: torch.device, say: Callable[[str], None]) -> Loss:
+    """``loss`` compiled as ``train.compile = setting`` asks for training on ``device``.
 
     With "auto", a compilation that fails (no C++ compiler, an operation the compiler does not
     take) falls back to the eager loss for the rest of the run, saying so once through ``say``;
     an error the eager loss raises too is the model's, and is raised. With True, a failure to
     compile is raised."""
-    if not wants_compile(setting, steps):
+    if not wants_compile(setting, device):
         return loss
-    say(f"train.compile = {str(setting).lower()}: the first step compiles the training loss (5-30 s on a CPU)")
+    say(f"train.compile = {str(setting).lower()}: the first step (and each new batch shape) compiles the training loss")
     # One static graph per batch shape, never a dynamic one: a dynamic graph would be made at the
     # first change of shape (a curriculum step), so a run resumed past it would compute with
     # other kernels than the run it continues, and its numbers would drift from it by rounding.

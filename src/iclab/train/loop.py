@@ -134,7 +134,7 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
     opt = make_optimizer(model, cfg, fused=device.type == "cuda")
     use_bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
     # the whole loss is compiled, not the model: a vector model's loss is not its forward
-    compute_loss = compiled_loss(distributed.loss_function(model, ranks, device), cfg.compile, cfg.steps, _say)
+    compute_loss = compiled_loss(distributed.loss_function(model, ranks, device), cfg.compile, device, _say)
     pin = device.type == "cuda"
     log_every = cfg.log_every or max(1, cfg.steps // 100)
     result, start = TrainResult(), 0
