@@ -38,3 +38,5 @@ MAX_SEED = 2**32 - 1
 MAX_ITEMS = 1_000_000
 #: entries of a list setting (layers to train, steps to probe at, shot counts)
 MAX_LIST = 10_000
+#: worker processes that draw training batches (``train.data_workers``)
+MAX_DATA_WORKERS = 64

@@ -80,6 +80,7 @@ CASES = {
     "inf-steps": lambda t: (_run("train.steps=1e400"), ["train.steps"]),
     "nan-probability": lambda t: (_run("world.p_repeat=.nan"), ["world.p_repeat"]),
     "text-for-int": lambda t: (_run("train.batch_size=many"), ["train.batch_size", "many"]),
+    "text-for-workers": lambda t: (_run("train.data_workers=many"), ["train.data_workers", "many", "'auto'"]),
     "list-for-int": lambda t: (_run("train.steps=[1, 2]"), ["train.steps"]),
     "text-for-list": lambda t: (_run("layers=abc"), ["layers", "abc"]),
     "beta-out-of-range": lambda t: (_run("train.betas=[0.9, 2]"), ["train.betas[1]", "2"]),

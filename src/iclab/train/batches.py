@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+# batch_at lives with its prefetcher, free of torch for the worker processes; imported from here too
+from iclab.train.prefetch import batch_at  # noqa: F401
 from iclab.worlds.base import TokenBatch, VectorBatch
-
-
-def batch_at(world, data_seed: int, step: int, batch_size: int):
-    """The batch of ``step``: a pure function of (seed, step), so the data stream's
-    position after a resume is just the step number. A world with a curriculum
-    (``at_step``) gives the world of that step."""
-    if hasattr(world, "at_step"):
-        world = world.at_step(step)
-    return world.sample(np.random.default_rng([data_seed, step]), batch_size)
 
 
 def host_tensors(batch) -> dict[str, torch.Tensor]:

@@ -1,10 +1,11 @@
 """The training loop: one function, readable top to bottom.
 
-Each step: fetch the step's batch (made in a background thread while the previous step
-computes, in pinned memory for a GPU), forward under autocast, loss, backward, clip, AdamW
-step at the scheduled learning rate. The training curves (loss, lr, gradient norm, throughput) are rows every
-``log_every`` steps; probes run at step 0, every ``eval_every`` steps and at the end, so
-every metric is also a curve over training. Checkpoints hold everything a resume needs (weights,
+Each step: fetch the step's batch (drawn ahead while earlier steps compute, by a thread or by
+``train.data_workers`` processes, :mod:`iclab.train.prefetch`; in pinned memory for a GPU),
+forward under autocast, loss, backward, clip, AdamW step at the scheduled learning rate. The
+training curves (loss, lr, gradient norm, throughput) are rows every ``log_every`` steps;
+probes run at step 0, every ``eval_every`` steps and at the end, so every metric is also a
+curve over training. Checkpoints hold everything a resume needs (weights,
 optimizer, RNG, losses, probe rows); the data stream needs no state because the batch of
 step ``s`` is drawn from ``default_rng([data_seed, s])``. A run killed at any point and
 resumed therefore ends with the same numbers as one that never stopped.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,9 +29,10 @@ from iclab.config import LogConfig, TrainConfig
 from iclab.rows import Row, Rows
 from iclab.progress import TrainingProgress
 from iclab.train import distributed
-from iclab.train.batches import batch_at, host_tensors, to_device, tokens_in
+from iclab.train.batches import host_tensors, to_device, tokens_in
 from iclab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from iclab.train.compiled import compiled_loss
+from iclab.train.prefetch import Prefetcher, data_workers
 from iclab.train.schedule import get_lr
 from iclab.train.sinks import Sinks
 
@@ -139,9 +140,8 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
     log_every = cfg.log_every or max(1, cfg.steps // 100)
     result, start = TrainResult(), 0
 
-    def fetch(step: int) -> tuple[dict[str, torch.Tensor], int]:
-        """This process's share of the batch of ``step`` as CPU tensors, and the tokens in the whole batch."""
-        batch = batch_at(world, data_seed, step, cfg.batch_size)
+    def prepare(batch) -> tuple[dict[str, torch.Tensor], int]:
+        """This process's share of a step's batch as CPU tensors, and the tokens in the whole batch."""
         tensors = ranks.shard(host_tensors(batch))
         return ({k: v.pin_memory() for k, v in tensors.items()} if pin else tensors), tokens_in(batch)
 
@@ -172,7 +172,9 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
     pending_norms: list[torch.Tensor] = []  # one per step, a NaN tensor on steps without a norm
     nan = torch.tensor(float("nan"), device=device)
     sinks = Sinks(log, run_dir, label)
-    with ThreadPoolExecutor(max_workers=1) as pool, TrainingProgress(label, cfg.steps, start) as shown:
+    workers = data_workers(cfg.data_workers, device.type)
+    with Prefetcher(world, data_seed, cfg.batch_size, range(start, cfg.steps), workers, prepare) as batches, \
+            TrainingProgress(label, cfg.steps, start) as shown:
 
         def run_probe(step: int) -> None:
             if probe is None or not ranks.main:
@@ -189,12 +191,9 @@ def train(model: nn.Module, world, cfg: TrainConfig, *, data_seed: int, ckpt_dir
             if keep.every is not None:
                 checkpoint(0)  # the initial weights start the checkpoint history
             run_probe(0)
-        next_batch = pool.submit(fetch, start)
         t_last = time.perf_counter()
         for step in range(start, cfg.steps):
-            batch, tokens_per_batch = next_batch.result()
-            if step + 1 < cfg.steps:  # make the next batch while this one computes
-                next_batch = pool.submit(fetch, step + 1)
+            batch, tokens_per_batch = batches.get(step)
             tokens += tokens_per_batch
             inputs = to_device(batch, device)
 
