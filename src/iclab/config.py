@@ -149,6 +149,13 @@ class TrainConfig(Frozen):
             return value
         raise ValueError(f"allowed: 'auto' or a number of worker processes from 0 to {MAX_DATA_WORKERS}")
 
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile(cls, value: Any) -> Any:
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise ValueError("allowed: true, false or 'auto'")
+
 
 class LogConfig(Frozen):
     """Where the training curves go besides the run's own rows (which always hold them).

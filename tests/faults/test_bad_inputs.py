@@ -81,6 +81,7 @@ CASES = {
     "nan-probability": lambda t: (_run("world.p_repeat=.nan"), ["world.p_repeat"]),
     "text-for-int": lambda t: (_run("train.batch_size=many"), ["train.batch_size", "many"]),
     "text-for-workers": lambda t: (_run("train.data_workers=many"), ["train.data_workers", "many", "'auto'"]),
+    "text-for-compile": lambda t: (_run("train.compile=maybe"), ["train.compile = 'maybe'", "true, false or 'auto'"]),
     "list-for-int": lambda t: (_run("train.steps=[1, 2]"), ["train.steps"]),
     "text-for-list": lambda t: (_run("layers=abc"), ["layers", "abc"]),
     "beta-out-of-range": lambda t: (_run("train.betas=[0.9, 2]"), ["train.betas[1]", "2"]),
