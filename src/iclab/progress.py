@@ -22,12 +22,42 @@ def quiet() -> bool:
     return os.environ.get("ICLAB_NO_PROGRESS") == "1"
 
 
-def progress_bar(transient: bool = False, out: Console | None = None) -> Progress:
+def progress_bar(transient: bool = False, out: Console | None = None, line_interval: float = 30.0) -> Progress:
     """A rich Progress with a description, a bar, n/total, elapsed and remaining time and a
-    free ``info`` field (loss, throughput); disabled when quiet."""
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=out or console, transient=transient, disable=quiet())
+    free ``info`` field (loss, throughput); disabled when quiet. When the output is not a
+    terminal (a log file), where rich draws nothing until the end, each task's progress is a
+    plain line instead, at most every ``line_interval`` seconds and when it completes."""
+    out = out or console
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    if out.is_terminal or quiet():
+        return Progress(*columns, console=out, transient=transient, disable=quiet())
+    return _PlainLines(*columns, console=out, disable=True, line_interval=line_interval)
+
+
+class _PlainLines(Progress):
+    """A Progress that draws nothing and prints one line per update, at most every
+    ``line_interval`` seconds a task, and its last one."""
+
+    def __init__(self, *columns, line_interval: float, **kwargs):
+        super().__init__(*columns, **kwargs)
+        self._out, self._line_interval, self._lined = kwargs["console"], line_interval, {}
+
+    def update(self, task_id, **kwargs) -> None:
+        super().update(task_id, **kwargs)
+        task = self._tasks[task_id]
+        now = time.perf_counter()
+        done = task.total is not None and task.completed >= task.total
+        if now - self._lined.get(task_id, task.start_time or now) < self._line_interval and not done:
+            return
+        self._lined[task_id] = now
+        total = f"/{task.total:.0f}" if task.total is not None else ""
+        info = task.fields.get("info", "")
+        elapsed = task.elapsed or 0.0
+        eta = task.time_remaining
+        self._out.print(f"{task.description}: {task.completed:.0f}{total}" + (f", {info}" if info else "")
+                        + f", elapsed {_clock(elapsed)}, remaining {_clock(float('nan') if eta is None else eta)}",
+                        highlight=False, soft_wrap=True)
 
 
 class TrainingProgress:

@@ -189,3 +189,19 @@ def test_wandb_offline_run_holds_the_curves(tmp_path, monkeypatch):
     assert [h["_step"] for h in history] == steps.tolist() == [5, 10, 15, 20]
     np.testing.assert_allclose([h["train/loss"] for h in history], loss, rtol=1e-6)
     assert {"train/lr", "train/grad_norm", "train/tokens_per_s"} <= set(history[0])
+
+
+def test_a_progress_bar_writing_to_a_file_prints_plain_lines_for_each_update_and_the_last(monkeypatch):
+    """rich draws nothing to a file until the end; a log gets lines instead (every update here,
+    line_interval 0), naming the task, n/total and the info field."""
+    from iclab.progress import progress_bar
+
+    monkeypatch.delenv("ICLAB_NO_PROGRESS", raising=False)
+    out = io.StringIO()
+    with progress_bar(out=Console(file=out, force_terminal=False, width=200), line_interval=0.0) as bar:
+        task = bar.add_task("label semantics", total=3, info="")
+        for i, name in enumerate(["sentiment", "topic", "entailment"]):
+            bar.update(task, advance=1, info=f"gemma: {name}")
+    lines = out.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"label semantics: {i}/3" for i in (1, 2, 3)]
+    assert "gemma: entailment" in lines[-1] and "elapsed 0:00:0" in lines[-1]
