@@ -63,17 +63,23 @@ def accuracy_vs_k(panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], c
 def scale_curve(sizes: np.ndarray, lines: dict[str, np.ndarray], names: list[str], chance: float, k: int):
     """Accuracy (mean over sets) against parameters, one line per condition; ``lines[condition]``
     is (models,) in the order of ``sizes``."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
+
     order = np.argsort(sizes)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for cond, acc in lines.items():
         ax.plot(sizes[order], acc[order], "o-", ms=4, color=CONDITION_COLORS.get(cond), label=cond)
     ax.set_xscale("log")
+    # the models' own sizes as ticks: a log axis over less than a decade labels its minor ticks, unreadably
+    ax.xaxis.set_major_locator(FixedLocator(sizes[order]))
+    ax.xaxis.set_major_formatter(FixedFormatter([f"{s / 1e6:,.0f}M" if s >= 1e6 else f"{s:,.0f}" for s in sizes[order]]))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.axhline(chance, ls=":", color="black", lw=1)
     for s, n in zip(sizes[order], np.array(names)[order]):
         ax.annotate(short_name(n), (s, 0.02), fontsize=6, rotation=90, ha="center")
     ax.set(xlabel="parameters", ylabel=f"accuracy (k = {k})", ylim=(-0.02, 1.02),
            title="Accuracy by condition against model size")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
 
