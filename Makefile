@@ -52,8 +52,11 @@ seeds-long: venv
 	$(PY) scripts/seeds_table.py seeds > docs/seeds.md
 	cat docs/seeds.md
 
+# The trainer against the HF Trainer on every study's model, then every world's sampling rate
+# against training (about 15 minutes on 2 quiet cores; benchmarks/README.md has the figures)
 bench: venv
-	$(PY) benchmarks/bench_trainer.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_trainer.py --compile --steps 150 --warmup 20 --repeats 2
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_worlds.py
 
 # Capture against TransformerLens and nnsight (installs the capture-bench extra first)
 bench-capture: venv
