@@ -3,7 +3,8 @@
 For every world in ``iclab.worlds``: the same seed gives the same batch; a batch has the
 documented types and shapes; an unknown parameter and every out-of-range value (made from
 the world's declared bounds) are refused with the one config message; a world is
-immutable. A new world is checked by being registered.
+immutable; a world survives pickling (data workers receive it so) and samples as before.
+A new world is checked by being registered.
 """
 
 import numpy as np
@@ -32,6 +33,17 @@ def test_world_same_seed_same_batch(name):
         np.testing.assert_array_equal(a.ys, b.ys)
     for key in a.info:
         np.testing.assert_array_equal(a.info[key], b.info[key])
+
+
+@pytest.mark.parametrize("name", world_names())
+def test_world_pickled_for_a_data_worker_samples_the_same_batch(name):
+    import pickle
+
+    world = make_world(name)
+    copy = pickle.loads(pickle.dumps(world))
+    a, b = world.sample(np.random.default_rng(3), 4), copy.sample(np.random.default_rng(3), 4)
+    for x, y in ((a.tokens, b.tokens),) if isinstance(a, TokenBatch) else ((a.xs, b.xs), (a.ys, b.ys)):
+        np.testing.assert_array_equal(x, y)
 
 
 @pytest.mark.parametrize("name", world_names())
