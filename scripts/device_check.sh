@@ -15,7 +15,7 @@ export PYTHONPATH=/tmp/site:src:benchmarks
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/device.txt"
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$out/device.txt"
 # tests whose CUDA branches run only here (train on cuda, bf16, fused AdamW, memory checks, loading)
-timeout 180 python3 -m pytest -q -p no:cacheprovider tests/train tests/models/test_memory.py tests/models/test_load.py \
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/train tests/models/test_memory.py tests/models/test_load.py \
   2>&1 | tail -15 | tee "$out/tests.log"
-timeout 360 python3 benchmarks/bench_gpu.py --studies induction-heads graph-tracing icg-generalization regression-icl task-vectors \
+timeout 400 python3 benchmarks/bench_gpu.py --studies induction-heads graph-tracing icg-generalization regression-icl task-vectors \
   --steps 40 --warmup 15 --compile false true --out "$out/gpu.json" 2>&1 | grep -v Warning | tee "$out/gpu.log"
