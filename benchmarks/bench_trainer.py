@@ -141,10 +141,6 @@ class Run:
     wall_s: float = 0.0  # the whole train() call, start-up (and compilation) included
     optimizer: str = "AdamW (iclab make_optimizer)"
 
-    def timed(self, warmup: int) -> tuple[int, float]:
-        """(steps, seconds) from step ``warmup`` to the last step."""
-        return len(self.stamps) - 1 - warmup, self.stamps[-1] - self.stamps[warmup]
-
     def median_step_s(self, warmup: int) -> float:
         return float(np.median(np.diff(self.stamps[warmup:])))
 

@@ -72,7 +72,6 @@ def model_seq(batch) -> int:
     return 2 * batch.xs.shape[1] if isinstance(batch, VectorBatch) else batch.tokens.shape[1]
 
 
-
 def flops_per_token(model: nn.Module, seq: int) -> tuple[float, int]:
     """(6 N + 6 n_layers seq d_model, N): training FLOPs per model token and the non-embedding
     parameters N. A VectorModel's read-in and read-out count in N; an LSTM has no attention term."""

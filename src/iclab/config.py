@@ -110,8 +110,7 @@ class TrainConfig(Frozen):
         data seed and the step, so the numbers never depend on this: only how fast batches
         arrive. 0 draws the next batch only, in a thread of the training process. n >= 1 starts
         n processes (spawned, in about a second) that keep up to 2n batches ready, for a GPU
-        that trains a batch faster than one core samples it (GINC's paper batch took 12 ms before it was vectorised, 1.4 ms now).
-        "auto" is 0 on the CPU, whose cores are training: more processes there only take cores
+        that trains a batch faster than one core samples it. "auto" is 0 on the CPU, whose cores are training: more processes there only take cores
         from the step. On a GPU it is half this machine's cores (shared by the processes of a
         ``torchrun`` job on it, ``LOCAL_WORLD_SIZE``), at least 1 and at most 8: the other half
         stays with the training process (its Python, CUDA launches, pinning) and whatever else

@@ -41,8 +41,9 @@ def compiled_loss(loss: Loss, setting: bool | str, device: torch.device, say: Ca
         return loss
     say(f"train.compile = {str(setting).lower()}: the first step (and each new batch shape) compiles the training loss")
     # One static graph per batch shape, never a dynamic one: a dynamic graph would be made at the
-    # first change of shape (a curriculum step), so a run resumed past it would compute with
-    # other kernels than the run it continues, and its numbers would drift from it by rounding.
+    # first change of shape (a curriculum step), so a run resumed past it, compiling static
+    # first, could compute with other kernels than the run it continues (not seen on the tiny
+    # model of the resume test, but nothing promises the same kernels; static graphs are the same).
     # Every shape of a curriculum gets its graph (Garg et al.'s has 16), not eager past the 8th.
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, RECOMPILE_LIMIT)
     compiled = torch.compile(loss, dynamic=False)

@@ -60,9 +60,8 @@ def pick_device(name: str, index: int = 0) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", index)
-        if not _said_cpu and distributed.ranks().main:
-            from iclab.progress import console
-            console.print("train.device = auto: no GPU found, training on the CPU", highlight=False)
+        if not _said_cpu:
+            _say("train.device = auto: no GPU found, training on the CPU")
             _said_cpu = True
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -72,6 +71,7 @@ def pick_device(name: str, index: int = 0) -> torch.device:
 
 
 def _say(line: str) -> None:
+    """One line on standard error, from rank 0 only."""
     from iclab.progress import console
     if distributed.ranks().main:
         console.print(line, highlight=False)

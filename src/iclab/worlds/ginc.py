@@ -476,7 +476,6 @@ def _draw(u: np.ndarray, cdf: np.ndarray) -> np.ndarray:
     return (u[:, None] >= cdf).sum(axis=1).astype(np.int64)
 
 
-
 MAX_MOVE_TABLE = 1 << 22  # entries of a _move_table; bigger chains fall back to comparing column by column
 
 
