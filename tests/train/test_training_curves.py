@@ -183,6 +183,12 @@ def test_wandb_offline_run_holds_the_curves(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)  # the sink's default: offline
     cfg = TrainConfig(steps=20, batch_size=4, lr=3e-3, warmup=2, eval_every=10, log_every=5)
     res = train(_model(), WORLD, cfg, data_seed=0, log=LogConfig(wandb="iclab-test"), run_dir=tmp_path, label="L1")
+    # run.finish() returns before W&B's service process has closed the run's file, whose buffered
+    # tail holds the history: CI read it once with no history at all. Process exit tears the
+    # service down (atexit); a test that reads the file in the same process must do it itself.
+    import wandb
+
+    wandb.teardown()
     (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
     history = _wandb_history(run_file)
     steps, loss = res.rows.where(probe="log", metric="loss").series("step")
