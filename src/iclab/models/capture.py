@@ -17,6 +17,7 @@ from torch import nn
 
 from iclab.models.hooks import HookFn, backbone, hooks, model_names
 from iclab.models.names import NamesFilter, select_names
+from iclab.models.placement import execution_device
 
 
 class Cache(Mapping):
@@ -116,9 +117,8 @@ def forward_logits(model: nn.Module, inputs, tokenizer=None) -> torch.Tensor:
     return out.logits if hasattr(out, "logits") else out
 
 
-def _device(model: nn.Module) -> torch.device | None:
-    p = next(model.parameters(), None)
-    return None if p is None else p.device
+def _device(model: nn.Module) -> torch.device:
+    return execution_device(model)  # a dispatched model's first layer may be offloaded ("meta")
 
 
 def capture(model: nn.Module, inputs, names: NamesFilter, edits: Mapping[str, HookFn] | None = None,

@@ -37,6 +37,7 @@ from iclab.models.families import Family, family_of, get_module
 from iclab.models.names import ATTENTION_SITES, LAYER_SITES, READ_ONLY, ParsedName, act_name, parse_name
 from iclab.models.norms import norm_kind, norm_scale
 from iclab.models.patterns import additive_mask, pattern_from_qk, sdpa_exact
+from iclab.models.placement import execution_device, module_tensor
 
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]
 
@@ -197,17 +198,17 @@ def head_weights(o_proj: nn.Module, n_heads: int) -> tuple[torch.Tensor, torch.T
     Read from the weight of an ``nn.Linear`` (out, in) or a GPT-2 ``Conv1D`` (in, out);
     any other (linear) module is measured by calling it on the identity.
     """
-    weight, bias = getattr(o_proj, "weight", None), getattr(o_proj, "bias", None)
+    weight, bias = module_tensor(o_proj, "weight"), module_tensor(o_proj, "bias")  # offloaded ones too
     if isinstance(o_proj, nn.Linear):
         w = weight.t()  # (head * d_head, d_model)
     elif type(o_proj).__name__ == "Conv1D" and weight is not None and weight.ndim == 2:
         w = weight  # (head * d_head, d_model)
     else:
         with torch.no_grad():
-            p = next(o_proj.parameters())
+            p, dev = next(o_proj.parameters()), execution_device(o_proj)
             d_in = getattr(o_proj, "in_features", None) or p.shape[-1]
-            zero = o_proj(torch.zeros(1, d_in, dtype=p.dtype, device=p.device))[0]  # (d_model,)
-            w = o_proj(torch.eye(d_in, dtype=p.dtype, device=p.device)) - zero  # (head * d_head, d_model)
+            zero = o_proj(torch.zeros(1, d_in, dtype=p.dtype, device=dev))[0]  # (d_model,)
+            w = o_proj(torch.eye(d_in, dtype=p.dtype, device=dev)) - zero  # (head * d_head, d_model)
             bias = zero
     if bias is None:
         bias = torch.zeros(w.shape[1], dtype=w.dtype, device=w.device)
@@ -431,9 +432,9 @@ def _attach(model: nn.Module, name: str, fn: HookFn, writable: bool):
         def on_result(mod, args, out):
             w, b = head_weights(mod, n_heads)  # (head, d_head, d_model), (d_model,)
             z = args[0].unflatten(-1, (n_heads, -1))  # (batch, pos, head, d_head)
-            result = torch.einsum("bphd,hdm->bphm", z, w.to(z.dtype))  # (batch, pos, head, d_model)
+            result = torch.einsum("bphd,hdm->bphm", z, w.to(z.device, z.dtype))  # (batch, pos, head, d_model)
             new = fn(result)
-            return None if new is None else new.sum(2) + b.to(new.dtype)  # (batch, pos, d_model)
+            return None if new is None else new.sum(2) + b.to(new.device, new.dtype)  # (batch, pos, d_model)
         return a.o_proj(layer).register_forward_hook(on_result)
     raise AssertionError(f"unhandled site {s}")
 

@@ -44,6 +44,7 @@ from iclab.errors import ModelLoadError
 from iclab.models.capture import capture
 from iclab.models.hooks import anatomy, backbone, head_weights, model_names
 from iclab.models.names import act_name
+from iclab.models.placement import execution_device
 
 #: relative tolerance by parameter dtype: the largest error allowed, as a share of the
 #: largest magnitude of the compared activation (plus 1e-6 absolute)
@@ -91,7 +92,7 @@ def identity_failures(model: nn.Module, n_tokens: int = 6) -> list[Failure]:
     p = next(lm.parameters())
     rtol = RTOL.get(p.dtype, 1e-4)
     vocab = int(getattr(lm.config, "vocab_size", 0) or a.embed.weight.shape[0])
-    ids = (torch.arange(1, n_tokens + 1) * 7919 % vocab)[None].to(p.device)  # (1, n_tokens), spread over the vocabulary
+    ids = (torch.arange(1, n_tokens + 1) * 7919 % vocab)[None].to(execution_device(model))  # (1, n_tokens), spread over the vocabulary
     names = set(model_names(model))
     want = ["hook_embed", "hook_pos_embed"] + [act_name(s, l) for l in range(a.n_layers) for s in
                                                ("resid_pre", "attn_out", "mlp_out", "resid_post", "result", "mlp_post")]

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from iclab.errors import ConfigError
+from iclab.models.placement import execution_device
 
 
 def norm_kind(norm: nn.Module) -> str:
@@ -66,7 +67,7 @@ def norm_affine(norm: nn.Module, d_model: int) -> NormAffine:
     vector ``u`` whose normalised entries are all ±1 (so no entry divides by zero)."""
     p = next(norm.parameters(), None)
     dtype = p.dtype if p is not None else torch.float32
-    device = p.device if p is not None else None
+    device = execution_device(norm)  # not the parameter's: an offloaded norm's is on "meta"
     bias = norm(torch.zeros(1, d_model, dtype=dtype, device=device))[0].float()  # (d_model,)
     u = torch.ones(d_model, dtype=torch.float32, device=device)
     u[1::2] = -1.0  # (d_model,): mean 0 for even d_model; ±1 after centring and scaling for both kinds

@@ -14,6 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from iclab.models.placement import execution_device
 from iclab.probes.result import ProbeResult
 
 
@@ -29,7 +30,8 @@ class Probe(BaseModel):
 
 
 def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    """Where the model's inputs go (:func:`iclab.models.placement.execution_device`)."""
+    return execution_device(model)
 
 
 def as_tokens(model: nn.Module, prompts) -> torch.Tensor:

@@ -43,6 +43,7 @@ from iclab.models.hooks import anatomy, head_weights, model_names
 from iclab.models.identities import require_identities
 from iclab.models.names import act_name
 from iclab.models.norms import frozen_norm, norm_affine
+from iclab.models.placement import module_tensor
 from iclab.probes.base import Probe, batched, model_device
 from iclab.probes.contrast import ContrastPrompts
 from iclab.probes.result import ProbeResult
@@ -82,12 +83,13 @@ class Attribution:
 
 def _unembed_direction(unembed: nn.Module, answer: torch.Tensor, baseline: torch.Tensor):
     """``W_U[answer] - W_U[baseline]`` (batch, d_model) and the bias difference (batch,)."""
-    w = getattr(unembed, "weight", None)
+    w = module_tensor(unembed, "weight")  # offloaded to the CPU or disk too
     if not isinstance(unembed, nn.Linear) or w is None:
         raise ConfigError(f"direct logit attribution needs a linear unembedding; this model's is "
                           f"{type(unembed).__name__}")
     d = (w[answer] - w[baseline]).float()  # (batch, d_model)
-    b = unembed.bias
+    b = module_tensor(unembed, "bias")
+    answer, baseline = answer.to(w.device), baseline.to(w.device)
     db = (b[answer] - b[baseline]).float() if b is not None else torch.zeros(len(answer), device=w.device)
     return d, db
 
@@ -124,7 +126,7 @@ def direct_logit_attribution(model: nn.Module, inputs, answer, baseline, pos=Non
         raise InputError(f"answer, baseline and pos need one entry per prompt ({B})")
     pos_t, ans, base = pos_t.to(dev), ans.to(dev), base.to(dev)
     rows = torch.arange(B, device=dev)
-    d, db = _unembed_direction(a.unembed, ans.to(a.unembed.weight.device), base.to(a.unembed.weight.device))
+    d, db = _unembed_direction(a.unembed, ans, base)
     d, db = d.to(dev), db.to(dev)
     aff = norm_affine(a.final_norm, emb.shape[-1])
     scale = cache["ln_final.hook_scale"][rows, pos_t].float()  # (batch, 1)
