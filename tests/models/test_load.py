@@ -100,3 +100,40 @@ def test_the_weights_estimate_is_at_the_dtype_they_are_loaded_in(tiny_lms, tmp_p
     as_float16 = pretrained_footprint(str(half), "cpu", LoadSettings(dtype="float16")).total
     assert as_float16 <= on_disk < as_float32
     assert as_float32 == 2 * as_float16 >= 4 * n  # tied or buffered tensors may add to the parameters
+
+
+def test_max_memory_spills_layers_to_the_disk_and_the_tools_still_agree(tiny_lms):
+    """With the CPU allowed 1 kB, accelerate leaves every layer in the checkpoint's files on the
+    disk (parameters on "meta"); the logits, a head's result and the identity checks are those
+    of the model on one device."""
+    from iclab.models.capture import capture
+    from iclab.models.names import act_name
+
+    tiny = tiny_lms["qwen2"]
+    settings = LoadSettings(device_map="auto", max_memory={"cpu": 1000})
+    model, _ = load_model(str(tiny.path), settings=settings, check=True)
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    torch.testing.assert_close(_logits(model), _logits(tiny.model), atol=0, rtol=0)
+    ids = torch.tensor([[1, 5, 9, 2, 7]])
+    names = [act_name("result", 1), act_name("pattern", 0)]
+    got, want = capture(model, ids, names), capture(tiny.model, ids, names)
+    for name in names:
+        torch.testing.assert_close(got[name], want[name], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize(("over", "message"), [
+    ({"model.max_memory": {"cpu": "1GiB"}}, r"model: max_memory is accelerate's.*model\.device_map=auto"),
+    ({"model.device_map": "auto", "model.max_memory": {"gpu0": "1GiB"}}, r"model\.max_memory: device 'gpu0'"),
+    ({"model.device_map": "auto", "model.max_memory": {"0": "lots"}}, r"0: 'lots' is not an amount"),
+    ({"model.device_map": "auto", "model.max_memory": {"cpu": -5}}, r"cpu: -5 bytes is negative"),
+])
+def test_max_memory_is_validated_with_one_line_naming_the_key(over, message):
+    with pytest.raises(ConfigError, match=message):
+        get_study("label-semantics").load_config("cpu", over)
+
+
+def test_max_memory_reaches_accelerate_with_gpu_indices_as_integers():
+    cfg = get_study("task-vectors").load_config("cpu", {"model.device_map": "auto",
+                                                        "model.max_memory": {"0": "70GiB", "cpu": 1000}})
+    assert cfg.model.placement() == {"device_map": "auto", "max_memory": {0: "70GiB", "cpu": 1000}}
+    assert LoadSettings().placement() == {}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from iclab.errors import ModelLoadError
@@ -30,12 +31,47 @@ class LoadSettings(BaseModel):
     dtype : {"auto", "float32", "bfloat16", "float16"}, default "auto"
         The weights' dtype. "auto" is bfloat16 on a GPU and float32 on the CPU (bfloat16
         works on the CPU but its matrix products are many times slower there).
+    max_memory : dict or None, default None
+        With ``device_map``: the most each device may hold, accelerate's ``max_memory``
+        (keys "cpu" or a GPU's index, values bytes or strings such as "20GiB"), e.g. to leave
+        room on a GPU for the activations of long prompts. None: what each device has free.
+        Layers that fit on no device stay in the checkpoint's files on the disk and are read
+        for each forward (slow, but a model larger than memory runs).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     device_map: Literal["auto"] | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_memory: dict[str, int | str] | None = None
+
+    @field_validator("max_memory")
+    @classmethod
+    def _devices(cls, v: dict[str, int | str] | None) -> dict[str, int | str] | None:
+        for key, amount in (v or {}).items():
+            if not (key == "cpu" or key.isdigit()):
+                raise ValueError(f"device {key!r} is not 'cpu' or a GPU index such as '0'")
+            if isinstance(amount, int) and amount < 0:
+                raise ValueError(f"{key}: {amount} bytes is negative")
+            if isinstance(amount, str) and not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B)?", amount.strip()):
+                raise ValueError(f"{key}: {amount!r} is not an amount such as 20GiB, 500MB or a number of bytes")
+        return v
+
+    @model_validator(mode="after")
+    def _with_a_map(self) -> LoadSettings:
+        if self.max_memory is not None and self.device_map is None:
+            raise ValueError("max_memory is accelerate's, for a model spread by device_map; set "
+                             "model.device_map=auto with it")
+        return self
+
+    def placement(self) -> dict:
+        """The keyword arguments of ``from_pretrained`` that place the model (empty: one device)."""
+        if self.device_map is None:
+            return {}
+        out: dict = {"device_map": self.device_map}
+        if self.max_memory is not None:
+            out["max_memory"] = {int(k) if k.isdigit() else k: v for k, v in self.max_memory.items()}
+        return out
 
     def torch_dtype(self, device: str) -> torch.dtype:
         """The dtype a model loaded onto ``device`` ("cpu", "cuda") gets."""
@@ -132,7 +168,7 @@ def load_model(name_or_path: str, *, device: str | None = None, dtype: torch.dty
     dtype = dtype or settings.torch_dtype(device)
     path = Path(name_or_path).expanduser()
     check_model_path(name_or_path)
-    placement = {"device_map": settings.device_map} if settings.device_map else {}
+    placement = settings.placement()
     try:
         model = AutoModelForCausalLM.from_pretrained(str(path) if path.exists() else name_or_path,
                                                      dtype=dtype, trust_remote_code=trust_remote_code, **placement)
