@@ -71,10 +71,7 @@ def pattern_from_qk(module: nn.Module, query: torch.Tensor, key: torch.Tensor, a
     if attention_mask is None and _causal(module, q_len, is_causal) and k_len > q_len:
         key, k_len = key[:, :, :q_len], q_len  # SDPA drops the keys an empty static cache holds
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    # in place from here on: each new (batch, head, query_pos, key_pos) tensor costs as much
-    # as the arithmetic on it (its pages are touched for the first time), and the values are
-    # those of eager's out-of-place ``* scale`` and ``+ mask``, element for element
-    scores = torch.matmul(query, key.transpose(-1, -2)).mul_(scale)  # (batch, head, query_pos, key_pos)
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scale  # (batch, head, query_pos, key_pos)
     mask = additive_mask(module, attention_mask, q_len, k_len, scores.dtype, scores.device, is_causal)
     if position_bias is not None:  # as SDPA combines them: the bias where a key is read, a float mask added
         bias = position_bias.to(scores.dtype)
@@ -83,6 +80,5 @@ def pattern_from_qk(module: nn.Module, query: torch.Tensor, key: torch.Tensor, a
         else:
             mask = bias if mask is None else torch.where(mask == 0, bias, mask)
     if mask is not None:
-        fits = torch.broadcast_shapes(scores.shape, mask.shape) == scores.shape
-        scores = scores.add_(mask) if fits and mask.dtype == scores.dtype else scores + mask
+        scores = scores + mask
     return torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
