@@ -26,6 +26,9 @@ seconds (``time.process_time``) are reported beside wall-clock.
 Run (needs ``pip install -e '.[capture-bench]'``: TransformerLens < 4, nnsight)::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_capture.py [--repeats 5] [--batch 4] [--seq 256]
+
+``--contenders iclab`` (no extra needed) times iclab alone, cheap enough for many repeats of
+its cost against a bare forward.
 """
 
 from __future__ import annotations
@@ -156,22 +159,29 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--models", default="gpt2,llama")
+    ap.add_argument("--contenders", default="iclab,iclab_eager,TransformerLens,nnsight",
+                    help="comma list of iclab, iclab_eager, TransformerLens, nnsight (iclab is always run: "
+                         "the ratios are to it); without the last two the capture-bench extra is not needed")
     ap.add_argument("--out", type=Path, default=Path("bench_out/capture.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from importlib.metadata import version
 
-    from nnsight import NNsight
-
+    chosen = {c.strip().replace("_", ", ") for c in args.contenders.split(",")} | {"iclab"}
     cases = ["forward", "resid", "patterns", "one_pattern"]
     report = {"batch": args.batch, "seq": args.seq, "threads": args.threads, "torch": torch.__version__,
-              "transformers": T.__version__, "transformer_lens": version("transformer-lens"), "nnsight": version("nnsight"),
-              "results": []}
+              "transformers": T.__version__, "results": []}
+    if "TransformerLens" in chosen:
+        report["transformer_lens"] = version("transformer-lens")
+    if "nnsight" in chosen:
+        from nnsight import NNsight
+
+        report["nnsight"] = version("nnsight")
     for name in args.models.split(","):
         model = build(name)
         n = model.config.num_hidden_layers
-        lens = to_lens(model, name)
-        wrapped = NNsight(model)
+        lens = to_lens(model, name) if "TransformerLens" in chosen else None
+        wrapped = NNsight(model) if "nnsight" in chosen else None
         ids = torch.randint(0, model.config.vocab_size, (args.batch, args.seq), generator=torch.Generator().manual_seed(1))
         tuple_out = []
         h = layers_of(model, name)[0].register_forward_hook(lambda m, a, o: tuple_out.append(isinstance(o, tuple)))
@@ -184,6 +194,7 @@ def main() -> None:
             "TransformerLens": lambda case: lens_run(lens, ids, case, n),
             "nnsight": lambda case: nnsight_run(wrapped, model, name, ids, case, n, tuple_out[0]),
         }
+        contenders = {who: fn for who, fn in contenders.items() if who in chosen}
         # same numbers first
         for case in cases[1:3]:
             ref = contenders["iclab"](case)
@@ -212,6 +223,9 @@ def main() -> None:
                       f"{ratio:>13.2f} {cpu_ratio:>17.2f}")
                 report["results"].append({"model": name, "case": case, "contender": who, "seconds": t, "cpu": c,
                                           "ratio": ratio, "cpu_ratio": cpu_ratio})
+        bare = cpu["forward", "iclab"][1:]
+        print("iclab / bare forward, CPU (median of per-repeat ratios): " + ", ".join(
+            f"{case} {statistics.median(x / y for x, y in zip(cpu[case, 'iclab'][1:], bare)):.3f}" for case in cases[1:]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(f"\nwritten {args.out}")
