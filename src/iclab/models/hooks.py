@@ -451,15 +451,37 @@ def hooks(model: nn.Module, fns: dict[str, HookFn], read_only: frozenset[str] | 
     exit, also when the block raises.
     """
     handles = []
+    main = execution_device(model)
     try:
         for name, fn in fns.items():
-            handles.append(_attach(model, name, fn, writable=name not in read_only))
+            handles.append(_attach(model, name, _on_device(fn, main, name not in read_only), writable=name not in read_only))
         sites = {parse_name(n).site for n in fns}
         with _attention_implementation(model, sites):
             yield
     finally:
         for h in handles:
             h.remove()
+
+
+def _on_device(fn: HookFn, main: torch.device, writable: bool) -> HookFn:
+    """``fn`` as it sees every activation on ``main``, the device the model's inputs go to.
+
+    On a model accelerate spread over several GPUs each layer computes on its own device; the
+    tools keep what they capture, and build what they write, on the first one. So an activation
+    made elsewhere is handed to ``fn`` on ``main``, and what ``fn`` returns (or changed in
+    place) goes back to the layer's device. On one device this is ``fn`` itself, called as is.
+    """
+    def on_main(x: torch.Tensor):
+        if x.device == main:
+            return fn(x)
+        moved = x.to(main)
+        new = fn(moved)
+        if new is None:
+            if writable:  # an edit may have been made in place, on the copy
+                x.copy_(moved)
+            return None
+        return new.to(x.device)
+    return on_main
 
 
 def hook_count(model: nn.Module) -> int:

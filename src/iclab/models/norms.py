@@ -91,4 +91,4 @@ def frozen_norm(norm: nn.Module, affine: NormAffine, component: torch.Tensor, sc
     fixed, without the bias: ``weight * c(component) / scale``. ``component`` (..., d_model),
     ``scale`` broadcastable to (..., 1). Summed over the components of ``x``, plus
     ``bias``, this is ``norm(x)``."""
-    return affine.weight * center(norm, component.float()) / scale
+    return affine.weight.to(component.device) * center(norm, component.float()) / scale

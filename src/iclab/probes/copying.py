@@ -60,7 +60,7 @@ def copying_scores(model: nn.Module, layer: int, z: torch.Tensor, pattern: torch
     """
     q = torch.as_tensor(list(queries), device=z.device)
     outs = head_outputs(model, layer, z[:, q])  # (batch, n_q, head, d_model)
-    pred = direct_logits(model, outs.to(next(model.parameters()).dtype)).argmax(-1)  # (batch, n_q, head)
+    pred = direct_logits(model, outs.to(next(model.parameters()).dtype)).argmax(-1).to(z.device)  # (batch, n_q, head)
     attended = pattern[:, :, q].argmax(-1)  # (batch, head, n_q)
     target = torch.gather(tokens[:, None, :].expand(-1, pattern.shape[1], -1), 2, attended)  # (batch, head, n_q)
     return (pred.permute(0, 2, 1) == target).float().mean(dim=(0, 2))  # (head,)
