@@ -454,7 +454,8 @@ def hooks(model: nn.Module, fns: dict[str, HookFn], read_only: frozenset[str] | 
     main = execution_device(model)
     try:
         for name, fn in fns.items():
-            handles.append(_attach(model, name, _on_device(fn, main, name not in read_only), writable=name not in read_only))
+            writable = name not in read_only
+            handles.append(_attach(model, name, _on_device(fn, main, writable), writable=writable))
         sites = {parse_name(n).site for n in fns}
         with _attention_implementation(model, sites):
             yield

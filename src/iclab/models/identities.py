@@ -92,7 +92,8 @@ def identity_failures(model: nn.Module, n_tokens: int = 6) -> list[Failure]:
     p = next(lm.parameters())
     rtol = RTOL.get(p.dtype, 1e-4)
     vocab = int(getattr(lm.config, "vocab_size", 0) or a.embed.weight.shape[0])
-    ids = (torch.arange(1, n_tokens + 1) * 7919 % vocab)[None].to(execution_device(model))  # (1, n_tokens), spread over the vocabulary
+    ids = (torch.arange(1, n_tokens + 1) * 7919 % vocab)[None]  # (1, n_tokens), spread over the vocabulary
+    ids = ids.to(execution_device(model))
     names = set(model_names(model))
     want = ["hook_embed", "hook_pos_embed"] + [act_name(s, l) for l in range(a.n_layers) for s in
                                                ("resid_pre", "attn_out", "mlp_out", "resid_post", "result", "mlp_post")]

@@ -10,6 +10,8 @@ give on a dispatched model the numbers they give on one device.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -34,7 +36,7 @@ def execution_device(module: nn.Module) -> torch.device:
     hooked = getattr(getattr(module, "_hf_hook", None), "execution_device", None)
     if hooked is not None:
         return torch.device(hooked if not isinstance(hooked, int) else f"cuda:{hooked}")
-    for t in (*module.parameters(), *module.buffers()):
+    for t in itertools.chain(module.parameters(), module.buffers()):
         if t.device.type != "meta":
             return t.device
     return torch.device("cpu")
