@@ -32,7 +32,8 @@ import torch
 from study_models import flops_per_token, largest, model_seq
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from iclab.train.batches import batch_at, tokens_in
+from iclab.train.batches import tokens_in
+from iclab.train.prefetch import batch_at
 from iclab.train.loop import train
 
 #: dense bf16 FLOP/s from the data sheets, by a word of the device's name

@@ -27,7 +27,8 @@ from iclab.models.build import build_model
 from iclab.models.vector import VectorModel
 from iclab.studies.induction_heads.config import InductionHeadsConfig
 from iclab.studies.task_vectors.config import TaskVectorsConfig
-from iclab.train.batches import batch_at, host_tensors, loss_on_batch
+from iclab.train.batches import host_tensors, loss_on_batch
+from iclab.train.prefetch import batch_at
 from iclab.train.loop import make_optimizer
 
 

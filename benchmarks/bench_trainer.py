@@ -61,7 +61,8 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from study_models import TRAINING_STUDIES, flops_per_token, largest, model_seq
 
 from iclab.config import TrainConfig
-from iclab.train.batches import batch_at, host_tensors, tokens_in
+from iclab.train.batches import host_tensors, tokens_in
+from iclab.train.prefetch import batch_at
 from iclab.train.loop import make_optimizer, train
 from iclab.train.schedule import get_lr
 

@@ -65,7 +65,8 @@ from torch import nn
 
 from study_models import Trainee, flops_per_token, model_seq, trainees
 
-from iclab.train.batches import batch_at, host_tensors, loss_on_batch, tokens_in
+from iclab.train.batches import host_tensors, loss_on_batch, tokens_in
+from iclab.train.prefetch import batch_at
 from iclab.train.loop import make_optimizer
 from iclab.worlds.base import VectorBatch
 

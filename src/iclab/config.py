@@ -110,8 +110,8 @@ class TrainConfig(Frozen):
         data seed and the step, so the numbers never depend on this: only how fast batches
         arrive. 0 draws the next batch only, in a thread of the training process. n >= 1 starts
         n processes (spawned, in about a second) that keep up to 2n batches ready, for a GPU
-        that trains a batch faster than one core samples it. "auto" is 0 on the CPU, whose cores are training: more processes there only take cores
-        from the step. On a GPU it is half this machine's cores (shared by the processes of a
+        that trains a batch faster than one core samples it. "auto" is 0 on the CPU, whose
+        cores are training: more processes there only take cores from the step. On a GPU it is half this machine's cores (shared by the processes of a
         ``torchrun`` job on it, ``LOCAL_WORLD_SIZE``), at least 1 and at most 8: the other half
         stays with the training process (its Python, CUDA launches, pinning) and whatever else
         runs, and 8 bounds what a default takes (each worker is a Python process of about
@@ -137,7 +137,7 @@ class TrainConfig(Frozen):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool | Literal["auto"] = "auto"
-    data_workers: Annotated[int, Field(ge=0, le=MAX_DATA_WORKERS)] | Literal["auto"] = "auto"
+    data_workers: int | Literal["auto"] = "auto"  # bounds in _workers: one message for both kinds
 
     @field_validator("data_workers", mode="before")
     @classmethod

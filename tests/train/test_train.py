@@ -109,7 +109,7 @@ def test_corrupt_checkpoint_is_refused_by_name(tmp_path):
 
 
 def test_data_stream_is_a_function_of_seed_and_step():
-    from iclab.train.batches import batch_at
+    from iclab.train.prefetch import batch_at
 
     a = batch_at(WORLD, 1, 5, 4)
     b = batch_at(WORLD, 1, 5, 4)

@@ -48,7 +48,8 @@ def test_gradient_norm_is_the_norm_before_clipping():
     cfg = TrainConfig(steps=1, batch_size=4, lr=3e-3, warmup=0, eval_every=1, grad_clip=1e-6, log_every=1)
     model = _model()
     reference = _model()
-    from iclab.train.batches import batch_at, loss_on_batch, to_device
+    from iclab.train.batches import loss_on_batch, to_device
+    from iclab.train.prefetch import batch_at
 
     loss_on_batch(reference, to_device(batch_at(WORLD, 0, 0, 4), torch.device("cpu"))).backward()
     expected = torch.nn.utils.get_total_norm([p.grad for p in reference.parameters() if p.grad is not None])

@@ -338,7 +338,7 @@ def test_per_basis_ranks_and_their_refusals():
 
 
 def test_the_trainer_samples_the_world_of_each_step():
-    from iclab.train.batches import batch_at
+    from iclab.train.prefetch import batch_at
 
     world = SparseLinearMixture(curriculum={"points": {"start": 4, "inc": 4, "every": 10}})
     assert batch_at(world, 0, 0, 2).xs.shape[1] == 4 and batch_at(world, 0, 25, 2).xs.shape[1] == 12

@@ -6,8 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# batch_at lives with its prefetcher, free of torch for the worker processes; imported from here too
-from iclab.train.prefetch import batch_at  # noqa: F401
 from iclab.worlds.base import TokenBatch, VectorBatch
 
 
